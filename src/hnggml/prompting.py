@@ -12,13 +12,22 @@ from typing import Any, Literal
 Style = Literal["fewshot", "chat"]
 
 FEWSHOT_HEADER = (
-    "Answer each question with a short answer.\n"
-    "Q: How many legs does a spider have?\nA: Eight\n"
-    "Q: Which gas do plants absorb from the air?\nA: Carbon dioxide\n"
+    "Answer each question with a short answer.\n\n"
+    "Q: How many legs does a spider have?\nA: Eight\n\n"
+    "Q: Which gas do plants absorb from the air?\nA: Carbon dioxide\n\n"
+    "Q: Who painted the ceiling of the Sistine Chapel?\nA: Michelangelo\n\n"
+    "Q: What is the largest ocean on Earth?\nA: The Pacific Ocean\n\n"
+    "Q: In which country is the city of Kyoto?\nA: Japan\n\n"
 )
 """Worked examples for base models. No training question may repeat them."""
 
-FEWSHOT_QUESTIONS = ("How many legs does a spider have?", "Which gas do plants absorb from the air?")
+FEWSHOT_QUESTIONS = (
+    "How many legs does a spider have?",
+    "Which gas do plants absorb from the air?",
+    "Who painted the ceiling of the Sistine Chapel?",
+    "What is the largest ocean on Earth?",
+    "In which country is the city of Kyoto?",
+)
 
 CHAT_SUFFIX = " Respond with the answer only, without any explanation."
 

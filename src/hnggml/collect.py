@@ -1,0 +1,156 @@
+"""Sample answers, judge them, and keep the questions answered consistently.
+
+Each question is asked up to n_samples times at temperature 1.0 (top-p 0.9,
+top-k 50); sampling stops early once the verdicts disagree, since the
+question can no longer be kept. A question is kept when every sample is right (label 0) or every sample
+is wrong (label 1); questions with a refusal or mixed verdicts are set aside.
+Results are appended to a JSONL file one question at a time, so an
+interrupted run resumes after the last finished question and a killed run
+loses at most the question in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .datasets import QAItem
+from .judge import judge, normalize
+from .progress import Progress
+from .prompting import FEWSHOT_QUESTIONS, PromptStyle, ask
+
+logger = logging.getLogger(__name__)
+
+SAMPLING = {"temperature": 1.0, "top_p": 0.9, "top_k": 50, "min_p": 0.0, "repeat_penalty": 1.0}
+
+
+@dataclass
+class Sampled:
+    """One question with its samples, read back from the collection file."""
+
+    record: dict[str, Any]
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [s["verdict"] for s in self.record["samples"]]
+
+    @property
+    def label(self) -> int | None:
+        """1 when every sample is wrong, 0 when every sample is right, else None."""
+        verdicts = set(self.verdicts)
+        if verdicts == {"wrong"}:
+            return 1
+        if verdicts == {"correct"}:
+            return 0
+        return None
+
+    def representative(self) -> dict[str, Any]:
+        """Return the most frequent answer (by normalised text), first seen on ties."""
+        samples = self.record["samples"]
+        counts = Counter(normalize(s["text"]) for s in samples)
+        best = max(counts.values())
+        for sample in samples:
+            if counts[normalize(sample["text"])] == best:
+                return sample
+        raise ValueError("a record without samples has no representative answer")
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Read a collection file, skipping a torn last line left by a killed run."""
+    records = []
+    if not path.exists():
+        return records
+    with path.open(encoding="utf-8") as f:
+        lines = f.readlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                logger.warning("ignoring an incomplete last line in %s", path)
+                continue
+            raise ValueError(f"{path}:{number} is not valid JSON; delete the line or the file to recollect") from None
+    return records
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line so that the next append starts on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    with path.open("r+b") as f:
+        f.truncate(cut)
+
+
+def collect(
+    llm,
+    items: Iterable[QAItem],
+    out_path: str | os.PathLike,
+    style: PromptStyle,
+    n_samples: int = 5,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> list[Sampled]:
+    """Sample n_samples answers per question and append them to out_path."""
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    _repair_tail(out_path)
+    done = {r["id"] for r in read_records(out_path)}
+    todo = [item for item in items if item.id not in done and item.question not in FEWSHOT_QUESTIONS]
+    progress = Progress(len(todo), "sampling answers", enabled=show_progress)
+    for item in todo:
+        samples = []
+        prompt_tokens: list[int] = []
+        for k in range(n_samples):
+            result = ask(llm, item.question, style, seed=seed + k, **SAMPLING)
+            request = llm.last_request
+            n = (result["report"] or {}).get("n_tokens", 0)
+            prompt_tokens = request.prompt_tokens if request is not None else []
+            samples.append({
+                "text": result["text"],
+                "tokens": request.tokens[:n] if request is not None else [],
+                "verdict": judge(result["text"], list(item.answers), item.answerable),
+            })
+            # Mixed verdicts or a refusal already rule the question out.
+            verdicts = {sample["verdict"] for sample in samples}
+            if len(verdicts) > 1 or "refusal" in verdicts:
+                break
+        _append(out_path, {
+            **item.to_dict(),
+            "prompt_tokens": prompt_tokens,
+            "n_samples": n_samples,
+            "samples": samples,
+        })
+        progress.update()
+    return [Sampled(r) for r in read_records(out_path)]
+
+
+def consistent(records: Iterable[Sampled]) -> list[Sampled]:
+    """Keep questions whose samples all agree and whose answer has tokens."""
+    kept = []
+    for sampled in records:
+        if sampled.label is None or len(sampled.verdicts) < sampled.record.get("n_samples", 0):
+            continue
+        if not sampled.representative()["tokens"] or not sampled.record.get("prompt_tokens"):
+            continue
+        kept.append(sampled)
+    return kept

@@ -1,0 +1,374 @@
+"""Find a model's H-neurons and build its probe.
+
+Pipeline: collect consistent answers (hnggml.collect), teacher-force each
+representative answer and capture CETT for every neuron (hnggml.capture),
+fit an L1 logistic regression, keep the neurons with positive coefficients,
+refit a logistic regression on those neurons alone, and optionally fit a
+second stage that combines the neuron score with logit signals.
+
+scikit-learn is needed here only (the `train` extra); inference is numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .collect import Sampled
+from .features import SIGNALS
+from .progress import Progress
+
+logger = logging.getLogger(__name__)
+
+COMBINER_INPUTS = ["h_logit", "entropy", "neg_logprob", "one_minus_min_prob"]
+
+
+def _sklearn():
+    try:
+        import sklearn  # noqa: F401
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise ImportError(
+            "training needs scikit-learn; install it with `pip install 'hnggml[train]'`"
+        ) from None
+    return LogisticRegression
+
+
+def logistic(l1: bool, C: float, seed: int = 0):
+    """Return an unfitted LogisticRegression, L1 (liblinear) or L2 (lbfgs), balanced classes."""
+    import sklearn
+
+    LogisticRegression = _sklearn()
+    new_api = tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)
+    if l1:
+        extra = {"l1_ratio": 1.0} if new_api else {"penalty": "l1"}
+        return LogisticRegression(C=C, solver="liblinear", class_weight="balanced",
+                                  max_iter=2000, random_state=seed, **extra)
+    return LogisticRegression(C=C, solver="lbfgs", class_weight="balanced", max_iter=5000)
+
+
+# Feature capture ----------------------------------------------------------------
+
+
+def capture_features(forcer, kept: list[Sampled], out_dir: str | os.PathLike,
+                     show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Capture mean CETT of every neuron for each kept question, resumably.
+
+    Returns (X, S): X is (n, n_layer * n_ff) float32, S is (n, len(SIGNALS))
+    float64. Rows are stored in out_dir/features.npy as they finish, with a
+    done mask, so a restarted run continues where it stopped.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n, width = len(kept), forcer.n_layer * forcer.n_ff
+    ids = [s.record["id"] for s in kept]
+    ids_file, x_file = out_dir / "feature_ids.json", out_dir / "features.npy"
+    s_file, done_file = out_dir / "signals.npy", out_dir / "done.npy"
+    fresh = not (ids_file.exists() and json.loads(ids_file.read_text()) == ids and x_file.exists())
+    if fresh:
+        X = np.lib.format.open_memmap(x_file, mode="w+", dtype=np.float32, shape=(n, width))
+        S = np.zeros((n, len(SIGNALS)))
+        done = np.zeros(n, dtype=bool)
+        np.save(s_file, S)
+        np.save(done_file, done)
+        ids_file.write_text(json.dumps(ids))
+    else:
+        X = np.load(x_file, mmap_mode="r+")
+        S = np.load(s_file)
+        done = np.load(done_file)
+    progress = Progress(int((~done).sum()), "capturing CETT", enabled=show_progress)
+    for i, sampled in enumerate(kept):
+        if done[i]:
+            continue
+        rep = sampled.representative()
+        cap = forcer.capture(sampled.record["prompt_tokens"], rep["tokens"])
+        X[i] = cap.features("mean")
+        signals = cap.signals()
+        S[i] = [signals[name] for name in SIGNALS]
+        done[i] = True
+        if i % 25 == 0 or i == n - 1:
+            X.flush()
+            _save_npy(s_file, S)
+            _save_npy(done_file, done)
+        progress.update()
+    X.flush()
+    _save_npy(s_file, S)
+    _save_npy(done_file, done)
+    return np.asarray(X), S
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+# Fitting -------------------------------------------------------------------------
+
+
+@dataclass
+class NeuronFit:
+    """The neuron stage: selected features and coefficients on raw CETT."""
+
+    columns: np.ndarray           # flat feature indices (layer * n_ff + neuron)
+    coef: np.ndarray              # on raw CETT
+    intercept: float
+    l1_nonzero: int
+    C: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def logit(self, X: np.ndarray) -> np.ndarray:
+        return X[:, self.columns].astype(np.float64) @ self.coef + self.intercept
+
+
+def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = X.mean(axis=0, dtype=np.float64)
+    scale = X.std(axis=0, dtype=np.float64)
+    scale[scale < 1e-12] = 1.0
+    return mean, scale
+
+
+def fit_neurons(X: np.ndarray, y: np.ndarray, C: float, seed: int = 0, refit_C: float = 1.0) -> NeuronFit:
+    """Fit L1 on standardised CETT, keep positive coefficients, refit L2 on them."""
+    mean, scale = _standardise(X)
+    Z = (X - mean.astype(np.float32)) / scale.astype(np.float32)
+    l1 = logistic(True, C, seed).fit(Z, y)
+    coef = l1.coef_.ravel()
+    columns = np.flatnonzero(coef > 0)
+    if len(columns) == 0:
+        return NeuronFit(columns=columns, coef=np.zeros(0), intercept=float(l1.intercept_[0]),
+                         l1_nonzero=int((coef != 0).sum()), C=C)
+    Zs = Z[:, columns]
+    l2 = logistic(False, refit_C).fit(Zs, y)
+    raw_coef = l2.coef_.ravel() / scale[columns]
+    intercept = float(l2.intercept_[0] - np.sum(l2.coef_.ravel() * mean[columns] / scale[columns]))
+    return NeuronFit(columns=columns, coef=raw_coef, intercept=intercept,
+                     l1_nonzero=int((coef != 0).sum()), C=C)
+
+
+def fit_columns(X: np.ndarray, y: np.ndarray, columns: np.ndarray, C: float = 1.0) -> NeuronFit:
+    """Fit an L2 logistic regression on given columns (the random-neuron control)."""
+    Xs = X[:, columns]
+    mean, scale = _standardise(Xs)
+    model = logistic(False, C).fit((Xs - mean) / scale, y)
+    coef = model.coef_.ravel() / scale
+    intercept = float(model.intercept_[0] - np.sum(model.coef_.ravel() * mean / scale))
+    return NeuronFit(columns=np.asarray(columns), coef=coef, intercept=intercept,
+                     l1_nonzero=len(columns), C=C)
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Return a fold number for each sample, balanced over the two classes."""
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(y), dtype=int)
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        folds[idx] = np.arange(len(idx)) % k
+    return folds
+
+
+def cross_fit(X: np.ndarray, y: np.ndarray, C: float, folds: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Return out-of-fold neuron-stage logits."""
+    out = np.zeros(len(y))
+    for f in np.unique(folds):
+        test = folds == f
+        fit = fit_neurons(X[~test], y[~test], C, seed)
+        out[test] = fit.logit(X[test]) if len(fit.columns) else fit.intercept
+    return out
+
+
+def choose_C(X: np.ndarray, y: np.ndarray, grid: list[float], folds: np.ndarray,
+             seed: int = 0, show_progress: bool = True) -> tuple[float, dict[float, float]]:
+    """Pick C by out-of-fold AUROC of the whole neuron stage."""
+    from .stats import auroc
+
+    scores = {}
+    progress = Progress(len(grid), "choosing C", enabled=show_progress)
+    for C in grid:
+        scores[C] = float(auroc(y, cross_fit(X, y, C, folds, seed)))
+        progress.update(note=f"C={C} AUROC={scores[C]:.3f}")
+    best = max(grid, key=lambda c: (round(scores[c], 3), -c))
+    return best, scores
+
+
+def fit_combiner(h_logit: np.ndarray, S: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Fit the second stage on out-of-fold neuron logits and logit signals."""
+    columns = {"h_logit": h_logit, **{name: S[:, i] for i, name in enumerate(SIGNALS)}}
+    Xc = np.column_stack([columns[name] for name in COMBINER_INPUTS])
+    mean, scale = _standardise(Xc)
+    model = logistic(False, 1.0).fit((Xc - mean) / scale, y)
+    return {
+        "inputs": list(COMBINER_INPUTS),
+        "mean": mean,
+        "scale": scale,
+        "coef": model.coef_.ravel(),
+        "intercept": float(model.intercept_[0]),
+    }
+
+
+def combiner_logit(params: dict[str, Any], h_logit: np.ndarray, S: np.ndarray) -> np.ndarray:
+    columns = {"h_logit": h_logit, **{name: S[:, i] for i, name in enumerate(SIGNALS)}}
+    Xc = np.column_stack([columns[name] for name in params["inputs"]])
+    return ((Xc - params["mean"]) / params["scale"]) @ params["coef"] + params["intercept"]
+
+
+# Pipeline ------------------------------------------------------------------------
+
+
+def load_questions(paths: list[str | os.PathLike]) -> list:
+    """Load and concatenate question files; ids must be unique across them."""
+    from .datasets import load_any
+
+    items, seen = [], set()
+    for path in paths:
+        for item in load_any(path):
+            if item.id in seen:
+                raise ValueError(f"question id {item.id!r} appears twice (second time in {path}); ids must be unique")
+            seen.add(item.id)
+            items.append(item)
+    return items
+
+
+def _youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    best, best_j = 0.5, -1.0
+    for t in np.unique(np.round(p, 3)):
+        pred = p >= t
+        tpr = pred[y == 1].mean() if (y == 1).any() else 0.0
+        fpr = pred[y == 0].mean() if (y == 0).any() else 0.0
+        if tpr - fpr > best_j:
+            best, best_j = float(t), tpr - fpr
+    return best
+
+
+def train(
+    model: str | os.PathLike | None,
+    data: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    probe_path: str | os.PathLike,
+    n_samples: int = 5,
+    max_questions: int | None = None,
+    seed: int = 0,
+    C: float | None = None,
+    C_grid: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0),
+    n_threads: int | None = None,
+    style=None,
+    show_progress: bool = True,
+):
+    """Run the whole pipeline and write the probe; returns the HProbe.
+
+    Every stage writes into out_dir and resumes from it, so rerunning the
+    same command after an interruption continues where it stopped.
+    """
+    import llama_cpp
+
+    from . import __version__
+    from .capture import TeacherForcer
+    from .collect import collect, consistent
+    from .llama import Llama
+    from .probe import Combiner, HProbe
+    from .prompting import PromptStyle, default_style
+    from .stats import auroc
+
+    import sklearn
+
+    _sklearn()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = load_questions(list(data))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(items))
+    items = [items[i] for i in order][: max_questions or None]
+
+    llm = Llama(model, probe=False, n_ctx=1024, n_batch=512, seed=seed, n_threads=n_threads, verbose=False)
+    info = llm.model_info
+    if style is None:
+        style = default_style(info.architecture, "tokenizer.chat_template" in llm.metadata)
+    logger.info("training on %d questions with %s prompts", len(items), style.style)
+    records = collect(llm, items, out_dir / "samples.jsonl", style, n_samples, seed, show_progress)
+    wanted = {item.id for item in items}
+    records = [r for r in records if r.record["id"] in wanted]
+    kept = consistent(records)
+    y = np.array([s.label for s in kept])
+    if len(kept) < 20 or y.min() == y.max():
+        raise ValueError(
+            f"only {len(kept)} consistently answered questions ({int(y.sum()) if len(y) else 0} wrong); "
+            "add questions or samples"
+        )
+    forcer = TeacherForcer(llm, max_tokens=512)
+    X, S = capture_features(forcer, kept, out_dir, show_progress)
+    np.save(out_dir / "labels.npy", y)
+
+    folds = stratified_folds(y, 5, seed)
+    C_scores = {}
+    if C is None:
+        C, C_scores = choose_C(X, y, list(C_grid), folds, seed, show_progress)
+    fit = fit_neurons(X, y, C, seed)
+    if len(fit.columns) == 0:
+        raise ValueError(f"the L1 fit at C={C} kept no neuron with a positive coefficient; try a larger C")
+    oof = cross_fit(X, y, C, folds, seed)
+    metrics: dict[str, Any] = {"cv_auroc": {"h_neurons": float(auroc(y, oof))}}
+    for i, name in enumerate(SIGNALS):
+        metrics["cv_auroc"][name] = float(auroc(y, S[:, i]))
+
+    # The second stage is trained on out-of-fold neuron logits and kept only
+    # when its own out-of-fold AUROC beats every single signal.
+    comb_oof = np.zeros(len(y))
+    for f in np.unique(folds):
+        test = folds == f
+        params = fit_combiner(oof[~test], S[~test], y[~test])
+        comb_oof[test] = combiner_logit(params, oof[test], S[test])
+    metrics["cv_auroc"]["combined"] = float(auroc(y, comb_oof))
+    best_single = max(v for k, v in metrics["cv_auroc"].items() if k not in ("combined", "n_tokens"))
+    combiner = None
+    risk_oof = oof
+    if metrics["cv_auroc"]["combined"] > best_single:
+        params = fit_combiner(oof, S, y)
+        combiner = Combiner(**params)
+        risk_oof = comb_oof
+    metrics["cv_auroc"]["risk"] = float(auroc(y, risk_oof))
+    threshold = _youden_threshold(y, 1.0 / (1.0 + np.exp(-risk_oof)))
+
+    columns = fit.columns
+    neurons = np.column_stack([columns // info.n_ff, columns % info.n_ff])
+    probe = HProbe(
+        model={
+            "architecture": info.architecture, "n_layer": info.n_layer, "n_ff": info.n_ff,
+            "n_embd": info.n_embd, "name": info.name, "file": Path(info.path).name,
+            "ffn_down_sha256": info.ffn_down_sha256,
+        },
+        neurons_=neurons,
+        coef_=fit.coef,
+        intercept_=fit.intercept,
+        w_norm_=forcer.w_norm[neurons[:, 0], neurons[:, 1]],
+        nodes={"z": llm.nodes.z, "h": llm.nodes.h},
+        llama_cpp_version=llama_cpp.__version__,
+        aggregation="mean",
+        threshold=threshold,
+        combiner=combiner,
+        prompt=style.to_dict(),
+        training={
+            "data": [Path(p).name for p in data],
+            "n_questions": len(records),
+            "n_consistent": len(kept),
+            "n_hallucinated": int(y.sum()),
+            "n_samples": n_samples,
+            "sampling": "temperature 1.0, top-p 0.9, top-k 50",
+            "C": C,
+            "C_grid_cv_auroc": {str(k): v for k, v in C_scores.items()},
+            "l1_nonzero": fit.l1_nonzero,
+            "seed": seed,
+        },
+        metrics=metrics,
+        versions={"hnggml": __version__, "scikit-learn": sklearn.__version__,
+                  "llama-cpp-python": llama_cpp.__version__},
+    )
+    probe.save(probe_path)
+    llm.close()
+    return probe
