@@ -96,5 +96,6 @@ class TeacherForcer:
                         f"{n_answer} outputs"
                     )
                 rows[:, layer * self.n_ff:(layer + 1) * self.n_ff] = cett(z, h, self.w_norm[layer])
-            llm._clear_cache()
+            # The captured rows stay readable through llm.monitor until the next capture.
+            llm._clear_cache(rewind=False)
         return Capture(rows=rows, entropy=entropy, logprob=logprob)

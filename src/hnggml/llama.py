@@ -200,11 +200,12 @@ class Llama(llama_cpp.Llama):
         check_graph(self.model_info.architecture, self.nodes, self.model_info.n_layer, seen)
         self.monitor.rewind()
 
-    def _clear_cache(self) -> None:
+    def _clear_cache(self, rewind: bool = True) -> None:
         self._ctx.kv_cache_clear()
         self.n_tokens = 0
         self._requires_eval = True
-        self.monitor.rewind()
+        if rewind:
+            self.monitor.rewind()
 
     # Intervention -------------------------------------------------------------
 
@@ -280,7 +281,7 @@ class Llama(llama_cpp.Llama):
         produced = b""
         target = len(text.encode("utf-8"))
         for token in request.tokens:
-            if len(produced) >= target or llama_cpp_lib.llama_token_is_eog(self._model.vocab, token):
+            if len(produced) >= target or llama_cpp_lib.llama_vocab_is_eog(self._model.vocab, token):
                 break
             produced += self.detokenize([token])
             kept += 1
@@ -393,6 +394,8 @@ class Llama(llama_cpp.Llama):
     # Lifetime -------------------------------------------------------------------
 
     def close(self) -> None:
+        if not hasattr(self, "_stack"):  # __init__ failed before llama_cpp set up its resources
+            return
         super().close()
         # The context is gone, so nothing calls the monitor any more.
         self._callback_ref = None
