@@ -98,5 +98,8 @@ def ask(question: str, model: str | None, probe: str | None, max_tokens: int | N
     click.echo(f"risk {risk:.2f} ({mark})" if risk is not None else "risk unavailable", err=False)
 
 
+# Commands defined in other modules register themselves on `main` when imported.
+from . import cli_pipeline  # noqa: E402,F401
+
 if __name__ == "__main__":
     sys.exit(main())

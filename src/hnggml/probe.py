@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +71,15 @@ class HProbe:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    controls: list[dict[str, Any]] = field(default_factory=list)
+    """Random-neuron control probes of the same size, trained the same way;
+    each has "neurons", "coef" and "intercept". Only evaluation reads them."""
 
     def __post_init__(self) -> None:
         self.neurons_ = np.asarray(self.neurons_, dtype=np.int64).reshape(-1, 2)
         self.coef_ = np.asarray(self.coef_, dtype=np.float64).reshape(-1)
-        self.w_norm_ = np.asarray(self.w_norm_, dtype=np.float32).reshape(-1)
+        with np.errstate(over="ignore"):
+            self.w_norm_ = np.asarray(self.w_norm_, dtype=np.float32).reshape(-1)
         self.intercept_ = float(self.intercept_)
         self._validate()
 
@@ -90,15 +95,30 @@ class HProbe:
                 f"{len(self.w_norm_)} column norms; all three must match"
             )
         for key in ("n_layer", "n_ff"):
-            if not isinstance(self.model.get(key), int) or self.model[key] <= 0:
+            value = self.model.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ProbeFormatError(f"probe model.{key} must be a positive integer, got {self.model.get(key)!r}")
         n_layer, n_ff = self.model["n_layer"], self.model["n_ff"]
-        if n and (self.neurons_[:, 0].min() < 0 or self.neurons_[:, 0].max() >= n_layer):
-            raise ProbeFormatError(f"probe has a layer index outside [0, {n_layer}) for a {n_layer}-layer model")
-        if n and (self.neurons_[:, 1].min() < 0 or self.neurons_[:, 1].max() >= n_ff):
-            raise ProbeFormatError(f"probe has a neuron index outside [0, {n_ff}) for n_ff={n_ff}")
+        bad_layer = (self.neurons_[:, 0] < 0) | (self.neurons_[:, 0] >= n_layer)
+        if bad_layer.any():
+            pair = self.neurons_[np.argmax(bad_layer)].tolist()
+            raise ProbeFormatError(
+                f"probe neuron {pair} has layer {pair[0]} outside [0, {n_layer}) for the "
+                f"{n_layer}-layer model it names; fix the pair or model.n_layer"
+            )
+        bad_neuron = (self.neurons_[:, 1] < 0) | (self.neurons_[:, 1] >= n_ff)
+        if bad_neuron.any():
+            pair = self.neurons_[np.argmax(bad_neuron)].tolist()
+            raise ProbeFormatError(
+                f"probe neuron {pair} has neuron index {pair[1]} outside [0, {n_ff}) for "
+                f"model.n_ff={n_ff}; fix the pair or model.n_ff"
+            )
         if n and len(np.unique(self.neurons_, axis=0)) != n:
-            raise ProbeFormatError("probe lists a (layer, neuron) pair twice")
+            pairs, counts = np.unique(self.neurons_, axis=0, return_counts=True)
+            raise ProbeFormatError(
+                f"probe lists the (layer, neuron) pair {pairs[np.argmax(counts > 1)].tolist()} more "
+                "than once; each pair may appear only once"
+            )
         if not (np.all(np.isfinite(self.coef_)) and math.isfinite(self.intercept_)):
             raise ProbeFormatError("probe coefficients must be finite numbers (found NaN or infinity)")
         if not np.all(np.isfinite(self.w_norm_)) or np.any(self.w_norm_ < 0):
@@ -210,6 +230,7 @@ class HProbe:
             "training": self.training,
             "metrics": self.metrics,
             "versions": self.versions,
+            "controls": self.controls,
         }
         if self.combiner is not None:
             c = self.combiner
@@ -248,7 +269,7 @@ class HProbe:
         try:
             combiner = None
             if data.get("combiner") is not None:
-                c = data["combiner"]
+                c = _typed(data, "combiner", dict)
                 combiner = Combiner(
                     inputs=[str(x) for x in _typed(c, "inputs", list)],
                     mean=_array(c, "mean"),
@@ -262,19 +283,20 @@ class HProbe:
                 coef_=_array(data, "coef"),
                 intercept_=float(_typed(data, "intercept", (int, float))),
                 w_norm_=_array(data, "w_norm"),
-                nodes=dict(data.get("nodes") or {}),
+                nodes=_object(data, "nodes"),
                 llama_cpp_version=str(data.get("llama_cpp_version", "")),
                 aggregation=str(data.get("aggregation", "mean")),
                 threshold=float(_typed(data, "threshold", (int, float))),
                 combiner=combiner,
-                prompt=dict(data.get("prompt") or {}),
-                training=dict(data.get("training") or {}),
-                metrics=dict(data.get("metrics") or {}),
-                versions=dict(data.get("versions") or {}),
+                prompt=_object(data, "prompt"),
+                training=_object(data, "training"),
+                metrics=_object(data, "metrics"),
+                versions=_object(data, "versions"),
+                controls=_controls(data.get("controls") or []),
             )
         except ProbeFormatError as exc:
             raise ProbeFormatError(f"{source}: {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ProbeFormatError(f"{source}: {exc}") from None
 
     @classmethod
@@ -287,12 +309,30 @@ class HProbe:
         if size > MAX_PROBE_BYTES:
             raise ProbeFormatError(f"probe file {path} is {size} bytes; the maximum is {MAX_PROBE_BYTES}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+            data = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ProbeFormatError(f"probe file {path} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ProbeFormatError(f"probe file {path} nests JSON arrays or objects too deeply to read") from None
         except ValueError as exc:
             raise ProbeFormatError(f"probe file {path}: {exc}") from None
         return cls.from_dict(data, source=f"probe file {path}")
+
+
+def _controls(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise ProbeFormatError("field 'controls' must be a list")
+    out = []
+    for control in value:
+        if not isinstance(control, dict):
+            raise ProbeFormatError("each control must be an object with neurons, coef and intercept")
+        neurons = _array(control, "neurons", np.int64).reshape(-1, 2)
+        coef = _array(control, "coef")
+        if len(coef) != len(neurons) or not np.all(np.isfinite(coef)):
+            raise ProbeFormatError("a control's coef must hold one finite number per neuron")
+        out.append({"neurons": neurons.tolist(), "coef": coef.tolist(),
+                    "intercept": float(_typed(control, "intercept", (int, float)))})
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -308,16 +348,45 @@ def _typed(data: dict, key: str, kind):
         raise ProbeFormatError(f"missing field {key!r}")
     value = data[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ProbeFormatError(f"field {key!r} has type {type(value).__name__}")
+        expected = {list: "a list", dict: "a JSON object"}.get(kind, "a number")
+        raise ProbeFormatError(f"field {key!r} must be {expected}, got {type(value).__name__}")
     return value
 
 
+def _object(data: dict, key: str) -> dict:
+    """Return an optional JSON object field; a missing or null field is an empty dict."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProbeFormatError(f"field {key!r} must be a JSON object, got {type(value).__name__}")
+    return dict(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _array(data: dict, key: str, dtype=np.float64) -> np.ndarray:
+    """Return a field as an array, checking every element.
+
+    A float dtype expects a flat list of numbers; an integer dtype expects a
+    list of [layer, neuron] pairs of integers. numpy alone would accept
+    strings such as "1.5", booleans, and fractional indices (truncated).
+    """
     value = _typed(data, key, list)
+    integer = np.issubdtype(dtype, np.integer)
+    for i, item in enumerate(value):
+        if integer:
+            ok = (isinstance(item, list) and len(item) == 2
+                  and all(isinstance(x, int) and not isinstance(x, bool) for x in item))
+            expected = "a [layer, neuron] pair of integers"
+        else:
+            ok = _is_number(item)
+            expected = "a number"
+        if not ok:
+            raise ProbeFormatError(f"field {key!r} item {i} is {reprlib.repr(item)}; expected {expected}")
     try:
-        arr = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError, OverflowError):
-        raise ProbeFormatError(f"field {key!r} must be a list of numbers") from None
-    if arr.dtype == object:
-        raise ProbeFormatError(f"field {key!r} must be a list of numbers")
-    return arr
+        return np.asarray(value, dtype=dtype)
+    except OverflowError:
+        raise ProbeFormatError(f"field {key!r} holds a number too large for {np.dtype(dtype).name}") from None

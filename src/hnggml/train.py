@@ -163,6 +163,15 @@ def fit_columns(X: np.ndarray, y: np.ndarray, columns: np.ndarray, C: float = 1.
                      l1_nonzero=len(columns), C=C)
 
 
+def cross_fit_columns(X: np.ndarray, y: np.ndarray, columns: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Return out-of-fold logits of an L2 fit on fixed columns."""
+    out = np.zeros(len(y))
+    for f in np.unique(folds):
+        test = folds == f
+        out[test] = fit_columns(X[~test], y[~test], columns).logit(X[test])
+    return out
+
+
 def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Return a fold number for each sample, balanced over the two classes."""
     rng = np.random.default_rng(seed)
@@ -236,6 +245,26 @@ def load_questions(paths: list[str | os.PathLike]) -> list:
     return items
 
 
+def select_questions(items: list, max_per_relation: int | None) -> list:
+    """Keep at most max_per_relation questions of each generated relation.
+
+    Generated questions have sources "kb:<package>:<relation>"; capping each
+    relation keeps the few high-volume templates from dominating the data.
+    Hand-written questions are all kept. The input order decides which stay.
+    """
+    if not max_per_relation:
+        return list(items)
+    counts: dict[str, int] = {}
+    kept = []
+    for item in items:
+        if item.source.startswith("kb:"):
+            counts[item.source] = counts.get(item.source, 0) + 1
+            if counts[item.source] > max_per_relation:
+                continue
+        kept.append(item)
+    return kept
+
+
 def _youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
     best, best_j = 0.5, -1.0
     for t in np.unique(np.round(p, 3)):
@@ -254,6 +283,7 @@ def train(
     probe_path: str | os.PathLike,
     n_samples: int = 5,
     max_questions: int | None = None,
+    max_per_relation: int | None = None,
     seed: int = 0,
     C: float | None = None,
     C_grid: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0),
@@ -284,7 +314,7 @@ def train(
     items = load_questions(list(data))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(items))
-    items = [items[i] for i in order][: max_questions or None]
+    items = select_questions([items[i] for i in order], max_per_relation)[: max_questions or None]
 
     llm = Llama(model, probe=False, n_ctx=1024, n_batch=512, seed=seed, n_threads=n_threads, verbose=False)
     info = llm.model_info
@@ -335,6 +365,23 @@ def train(
     metrics["cv_auroc"]["risk"] = float(auroc(y, risk_oof))
     threshold = _youden_threshold(y, 1.0 / (1.0 + np.exp(-risk_oof)))
 
+    # Random-neuron controls: as many neurons as the probe keeps, refit the
+    # same way, one set per seed.
+    controls = []
+    for k in range(5):
+        pick = np.sort(np.random.default_rng(1000 + k).choice(X.shape[1], size=len(fit.columns), replace=False))
+        control = fit_columns(X, y, pick)
+        controls.append({
+            "neurons": np.column_stack([pick // info.n_ff, pick % info.n_ff]).tolist(),
+            "coef": control.coef.tolist(),
+            "intercept": control.intercept,
+        })
+        metrics.setdefault("cv_auroc_random_neurons", []).append(
+            float(auroc(y, cross_fit_columns(X, y, pick, folds))))
+    metrics["thresholds"] = {
+        name: _youden_threshold(y, S[:, i]) for i, name in enumerate(SIGNALS)
+    }
+
     columns = fit.columns
     neurons = np.column_stack([columns // info.n_ff, columns % info.n_ff])
     probe = HProbe(
@@ -366,6 +413,7 @@ def train(
             "seed": seed,
         },
         metrics=metrics,
+        controls=controls,
         versions={"hnggml": __version__, "scikit-learn": sklearn.__version__,
                   "llama-cpp-python": llama_cpp.__version__},
     )
