@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from hnggml.datasets import QAItem, load_any, load_jsonl, load_nq_open, load_triviaqa, write_jsonl
+from hnggml.datasets import (
+    QAItem,
+    load_any,
+    load_jsonl,
+    load_nq_open,
+    load_triviaqa,
+    write_jsonl,
+)
 
 GOOD_RECORDS = [
     {"id": "q1", "question": "What is the capital of France?", "answers": ["Paris"], "category": "geography", "source": "handwritten", "form": "capital-of"},

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 logger = logging.getLogger(__name__)
 
@@ -606,11 +607,15 @@ def judge(response: str, answers: list[str], answerable: bool = True) -> Verdict
 
     Only the first line of the response is judged (see :func:`first_line`).
 
-    For an answerable question the order is: a statement of not knowing
-    ("I'm not sure", "I don't know") is "refusal" even when an alias follows;
-    then a whole-token match of any normalised alias is "correct"; then a
-    denial of existence ("there is no such ...") is "refusal"; anything else
-    is "wrong".  An empty first line is "refusal".
+    For an answerable question the checks run in this order:
+
+    1. A statement of not knowing ("I'm not sure", "I don't know") is
+       "refusal", even when an alias follows it.
+    2. A whole-token match of any normalised alias is "correct".
+    3. A denial of existence ("there is no such ...") is "refusal".
+    4. Anything else is "wrong".
+
+    An empty first line is "refusal".
 
     For a question about an entity that does not exist (``answerable=False``)
     a refusal or a denial of existence is "correct" and any other answer is
