@@ -1,0 +1,275 @@
+"""Write docs/detection.md: every signal on every set, and the controls.
+
+For each model given as NAME=MODEL_PATH,TRAINING_RUN_DIR,PROBE_PATH it
+1. runs `hnggml eval` on the held-out trivia, biomedical and fabricated-entity
+   sets (resumable, in --eval-dir/NAME);
+2. reads the training run's stored features for the leave-one-group-out
+   table, the category-only baseline and the C sweep;
+3. draws ROC curves and the risk-against-length plot into docs/img/.
+
+Example (the command behind the shipped report):
+    python scripts/detection_report.py \
+      --model gemma=~/.cache/hnggml/models/gemma-3-270m-q4_k_m.gguf,runs/gemma,probes/gemma-3-270m-q4_k_m.json \
+      --model qwen=qwen.gguf,runs/qwen,probes/qwen2.5-coder-0.5b-instruct-q4_k_m.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = ("heldout_trivia.jsonl", "biomedical.jsonl", "nonexistent.jsonl")
+SIGNAL_LABELS = {
+    "risk": "risk (default)",
+    "h_neurons": "H-neurons alone",
+    "random_neurons": "random neurons",
+    "entropy": "token entropy",
+    "logprob": "mean log-probability",
+    "one_minus_min_prob": "1 - min token prob",
+}
+
+
+def fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def load_run(run_dir: Path):
+    from hnggml.collect import read_records
+
+    ids = json.loads((run_dir / "feature_ids.json").read_text())
+    X = np.load(run_dir / "features.npy", mmap_mode="r")
+    S = np.load(run_dir / "signals.npy")
+    y = np.load(run_dir / "labels.npy")
+    by_id = {r["id"]: r for r in read_records(run_dir / "samples.jsonl")}
+    categories = [by_id[i]["category"] for i in ids]
+    return ids, np.asarray(X, dtype=np.float32), S, y, categories
+
+
+def roc_points(y: np.ndarray, score: np.ndarray):
+    order = np.argsort(-score, kind="mergesort")
+    y = y[order]
+    tps = np.concatenate([[0], np.cumsum(y)])
+    fps = np.concatenate([[0], np.cumsum(1 - y)])
+    return fps / max(fps[-1], 1), tps / max(tps[-1], 1)
+
+
+def plot_rocs(name: str, records_by_set: dict, img_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    for set_name, records in records_by_set.items():
+        scored = [r for r in records if r.get("label") is not None and "risk" in r]
+        y = np.array([r["label"] for r in scored])
+        if len(scored) == 0 or y.min() == y.max():
+            continue
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        for key, label in SIGNAL_LABELS.items():
+            values = np.array([np.mean(r[key]) if key == "random_neurons" else r[key] for r in scored], dtype=float)
+            if key == "random_neurons" and not scored[0].get("random_neurons"):
+                continue
+            fpr, tpr = roc_points(y, values)
+            ax.plot(fpr, tpr, label=label, linewidth=2 if key == "risk" else 1)
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.5)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{name}: {set_name} (n={len(scored)})")
+        ax.legend(fontsize=7, loc="lower right")
+        path = img_dir / f"roc-{name}-{Path(set_name).stem}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(path.name)
+    return files
+
+
+def plot_length(name: str, records: list, img_dir: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [r for r in records if r.get("label") is not None and "risk" in r]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    rng = np.random.default_rng(0)
+    for label, colour, text in ((0, "tab:green", "right"), (1, "tab:red", "wrong")):
+        pick = [r for r in scored if r["label"] == label]
+        x = np.array([r["n_tokens"] for r in pick], dtype=float) + rng.uniform(-0.2, 0.2, len(pick))
+        ax.scatter(x, [r["risk"] for r in pick], s=8, alpha=0.5, color=colour, label=text)
+    ax.set_xlabel("answer length (tokens)")
+    ax.set_ylabel("risk")
+    ax.set_title(f"{name}: risk against answer length")
+    ax.legend()
+    path = img_dir / f"length-{name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_dir: Path,
+                  limit: int | None, threads: int | None, img_dir: Path) -> tuple[str, dict]:
+    from hnggml.analysis import (aggregation, c_sensitivity, category_group, category_only,
+                                 leave_one_group_out, length_confound)
+    from hnggml.collect import read_records
+    from hnggml.evaluate import evaluate, score_signals
+    from hnggml.probe import HProbe
+
+    probe = HProbe.load(probe_path)
+    files = [str(ROOT / "data" / s) for s in SETS]
+    summary = evaluate(model, probe_path, files, eval_dir, n_threads=threads, limit=limit, keep_features=True)
+    records_by_set = {s: read_records(eval_dir / f"{Path(s).stem}.jsonl") for s in SETS}
+    for s in SETS:
+        records_by_set[s] = [r for r in records_by_set[s]][: limit or None]
+
+    lines = [f"## {name}: {summary['model']}", ""]
+    t = probe.training
+    lines += [
+        f"Probe `{probe_path.name}`: {probe.n_neurons} neurons of "
+        f"{probe.model['n_layer'] * probe.model['n_ff']} "
+        f"({probe.n_neurons / (probe.model['n_layer'] * probe.model['n_ff']) * 1000:.2f} per mille), C = {t.get('C')}, "
+        f"trained on {t.get('n_consistent')} consistently answered questions "
+        f"({t.get('n_hallucinated')} hallucinated) out of {t.get('n_questions')} sampled "
+        f"{t.get('n_samples')} times. Second stage (combined risk): "
+        f"{'yes' if probe.combiner is not None else 'no, the neuron stage alone won in cross-validation'}.",
+        "",
+        "### Held-out sets (one sampled answer per question)",
+        "",
+        "| set | n | wrong | " + " | ".join(SIGNAL_LABELS.values()) + " |",
+        "|---|---|---|" + "---|" * len(SIGNAL_LABELS),
+    ]
+    for set_name in SETS:
+        part = summary["files"].get(set_name, {})
+        cells = []
+        for key in SIGNAL_LABELS:
+            entry = part.get("signals", {}).get(key)
+            if entry is None:
+                cells.append("n/a")
+            else:
+                lo, hi = entry["auroc_ci95"]
+                cells.append(f"{entry['auroc']:.3f} [{lo:.2f}, {hi:.2f}]")
+        lines.append(f"| {set_name} | {part.get('n', 0)} | {part.get('n_hallucinated', 0)} | " + " | ".join(cells) + " |")
+    lines += ["", "AUROC for y = hallucinated, with a stratified bootstrap 95% interval (1,000 resamples). "
+              "Random neurons: the mean over 5 control probes of the same size.", ""]
+    nonexist = summary["files"].get("nonexistent.jsonl", {})
+    if nonexist.get("note"):
+        trivia = [r for r in records_by_set["heldout_trivia.jsonl"] if r.get("label") == 0 and "risk" in r]
+        fake = [r for r in records_by_set["nonexistent.jsonl"] if r.get("label") == 1 and "risk" in r]
+        pooled = score_signals(trivia + fake, probe)
+        lines += [
+            f"The fabricated-entity set has one class only: the model refused "
+            f"{sum(1 for r in records_by_set['nonexistent.jsonl'] if r.get('label') == 0)} of "
+            f"{len(records_by_set['nonexistent.jsonl'])} questions, so its AUROC is undefined. Instead, its "
+            f"answers (all hallucinated) are ranked against the correct held-out trivia answers:",
+            "",
+            "| signal | AUROC, fabricated-entity answers against correct trivia answers |",
+            "|---|---|",
+        ]
+        for key, label in SIGNAL_LABELS.items():
+            entry = pooled.get("signals", {}).get(key)
+            lines.append(f"| {label} | {fmt(entry['auroc']) if entry else 'n/a'} |")
+        lines.append("")
+
+    # Leave-one-group-out and the other controls from the training features.
+    ids, X, S, y, categories = load_run(run_dir)
+    groups = [category_group(c) for c in categories]
+    C = float(t.get("C"))
+    loco = leave_one_group_out(X, S, y, groups, C)
+    lines += [
+        "### Leave one category group out (training corpus, consistent answers, teacher-forced)",
+        "",
+        "| held-out group | n | wrong | risk | H-neurons | entropy | mean log-prob | 1 - min prob | neurons |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in loco["rows"]:
+        lines.append(f"| {r['group']} | {r['n']} | {r['n_hallucinated']} | {fmt(r['risk'])} | {fmt(r['h_neurons'])} | "
+                     f"{fmt(r['entropy'])} | {fmt(r['neg_logprob'])} | {fmt(r['one_minus_min_prob'])} | {r['neurons']} |")
+    sm = loco["summary"]
+    lines.append("| **mean over groups** | | | " + " | ".join(
+        fmt(sm.get(k, {}).get("mean")) for k in ("risk", "h_neurons", "entropy", "neg_logprob", "one_minus_min_prob")) + " | |")
+    cat_auroc = category_only(y, categories)
+    lines += ["", f"Category-only baseline (logistic regression on the one-hot category, 5-fold): AUROC {cat_auroc:.3f} "
+              f"on the same {len(y)} training questions. Cross-validated AUROC of the full probe on them: "
+              f"{fmt(probe.metrics.get('cv_auroc', {}).get('risk'))}.", ""]
+
+    # C sweep: train on the training features, test on held-out trivia features.
+    heldout = [r for r in records_by_set["heldout_trivia.jsonl"] if r.get("label") is not None and "risk" in r]
+    feat_dir = eval_dir / "features"
+    have = [r for r in heldout if (feat_dir / f"{r['id']}.npy").exists()]
+    if have:
+        X_test = np.stack([np.load(feat_dir / f"{r['id']}.npy").astype(np.float32) for r in have])
+        y_test = np.array([r["label"] for r in have])
+        sweep = c_sensitivity(X, y, X_test, y_test, [0.01, 0.03, 0.1, 0.3, 1.0, 3.0])
+        lines += ["### Sensitivity to C (L1 strength)", "",
+                  "| C | neurons kept (positive) | non-zero L1 coefficients | held-out trivia AUROC (H-neurons) |",
+                  "|---|---|---|---|"]
+        for r in sweep:
+            lines.append(f"| {r['C']} | {r['neurons']} | {r['l1_nonzero']} | {fmt(r['heldout_auroc'])} |")
+        lines.append("")
+
+    all_records = [r for s in SETS[:2] for r in records_by_set[s]]
+    lc = length_confound(all_records)
+    lines += ["### Response length", "",
+              f"Answer length alone (tokens) reaches AUROC {fmt(lc['length_auroc'])} on the held-out trivia and "
+              "biomedical answers. Within length bins:", "",
+              "| answer tokens | n | wrong | risk | H-neurons | entropy | mean log-prob | mean risk (right) | mean risk (wrong) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in lc["bins"]:
+        lines.append(f"| {r['tokens']} | {r['n']} | {r['n_hallucinated']} | {fmt(r['risk'])} | {fmt(r['h_neurons'])} | "
+                     f"{fmt(r['entropy'])} | {fmt(r['logprob'])} | {fmt(r['mean_risk_right'])} | {fmt(r['mean_risk_wrong'])} |")
+    agg = aggregation(all_records)
+    lines += ["", "### Aggregation over tokens (H-neuron stage, held-out trivia and biomedical)", "",
+              "| aggregation | AUROC |", "|---|---|"]
+    lines += [f"| {k} | {fmt(v)} |" for k, v in agg.items()]
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rocs = plot_rocs(name, records_by_set, img_dir)
+    length_png = plot_length(name, all_records, img_dir)
+    lines += ["", "### Plots", ""]
+    lines += [f"![ROC {p}](img/{p})" for p in rocs]
+    lines += [f"![risk against length](img/{length_png})", ""]
+    return "\n".join(lines), {"summary": summary, "loco": loco, "category_only": cat_auroc, "length": lc,
+                              "aggregation": agg}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, metavar="NAME=MODEL,RUN_DIR,PROBE")
+    parser.add_argument("--eval-dir", default="runs/eval", help="Folder for eval results (resumable).")
+    parser.add_argument("--limit", type=int, default=None, help="Questions per set (default: all).")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp.")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "detection.md"))
+    args = parser.parse_args(argv)
+
+    sections, results = [], {}
+    for spec in args.model:
+        name, _, rest = spec.partition("=")
+        model, run_dir, probe = rest.split(",")
+        text, result = model_section(name, model, Path(run_dir), Path(probe), Path(args.eval_dir) / name,
+                                     args.limit, args.threads, Path(args.out).parent / "img")
+        sections.append(text)
+        results[name] = result
+    out = Path(args.out)
+    header = [
+        "# Detection: how well the risk finds wrong answers",
+        "",
+        f"Generated by `python scripts/detection_report.py {' '.join(sys.argv[1:])}` on {date.today()}.",
+        "All numbers are AUROC for y = hallucinated (1.0 is perfect, 0.5 is chance) on labels from hnggml's "
+        "rule judge. Every signal is scored on the same answers.",
+        "",
+    ]
+    out.write_text("\n".join(header + sections) + "\n")
+    (Path(args.eval_dir) / "detection.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
