@@ -69,8 +69,10 @@ def main(verbose: bool) -> None:
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="CPU threads for llama.cpp; default: half the cores.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with text, risk and flagged.")
+@click.option("--challenge", is_flag=True,
+              help="Push back once (\"Are you sure?\") and ask again; a changed answer raises the risk.")
 def ask(question: str, model: str | None, probe: str | None, max_tokens: int | None,
-        temperature: float, seed: int, threads: int | None, as_json: bool) -> None:
+        temperature: float, seed: int, threads: int | None, as_json: bool, challenge: bool = False) -> None:
     """Answer QUESTION and report its hallucination risk."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
@@ -78,7 +80,12 @@ def ask(question: str, model: str | None, probe: str | None, max_tokens: int | N
     style = PromptStyle.from_dict(llm.probe.prompt if llm.probe else None)
     if max_tokens is not None:
         style = PromptStyle(style=style.style, max_tokens=max_tokens, stop=style.stop)
-    result = ask_question(llm, question, style, temperature=temperature)
+    if challenge:
+        from .abstain import challenge as challenge_answer
+
+        result = challenge_answer(llm, question, style, temperature=temperature)
+    else:
+        result = ask_question(llm, question, style, temperature=temperature)
     report = result["report"] or {}
     if as_json:
         out = {
@@ -90,16 +97,19 @@ def ask(question: str, model: str | None, probe: str | None, max_tokens: int | N
             "signals": report.get("signals"),
             "model": llm.model_info.name,
         }
+        if challenge:
+            out.update(challenged=True, flipped=result["flipped"], second_text=result["second_text"])
         click.echo(json.dumps(out))
         return
     risk = report.get("risk")
     mark = "FLAGGED" if report.get("flagged") else "ok"
     click.echo(result["text"])
     click.echo(f"risk {risk:.2f} ({mark})" if risk is not None else "risk unavailable", err=False)
+    if challenge:
+        click.echo(f"after push-back: {result['second_text']!r} ({'flipped' if result['flipped'] else 'kept'})")
 
 
 # Commands defined in other modules register themselves on `main` when imported.
 from . import cli_pipeline  # noqa: E402,F401
-
-if __name__ == "__main__":
-    sys.exit(main())
+from . import cli_intervention  # noqa: E402,F401
+from . import cli_chat, cli_models, cli_probe, cli_serve  # noqa: E402,F401

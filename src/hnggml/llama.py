@@ -33,7 +33,7 @@ import llama_cpp
 import llama_cpp.llama_cpp as llama_cpp_lib
 import numpy as np
 
-from . import _monitor
+from . import _monitor, abstain
 from .errors import ProbeMismatchError
 from .features import aggregate, logit_signals
 from .models import resolve_model
@@ -90,7 +90,10 @@ class Llama(llama_cpp.Llama):
         (1.0 changes nothing).
     abstain_above: when set, an answer whose risk is at or above it is
         replaced by a marked "I don't know" (the original text is kept in
-        the report).
+        the report). A chat message that calls a tool is kept. In a stream
+        the text has already been sent, so only the last chunk's report is
+        marked. hnggml.abstain describes this and the "i_dont_know" tool
+        that create_chat_completion(..., abstain_tool=True) offers.
     token_risks: add a per-token risk list to each report.
 
     ``model_path`` may be None (the embedded Gemma 3 270M), a .gguf path or
@@ -131,11 +134,28 @@ class Llama(llama_cpp.Llama):
         self.monitor.set_enabled(True)
 
         self._init_with_callback(str(path), args, kwargs)
+        self._fit_buffers_to_context()
         self._discover_graph()
         self._neuron_scale = 1.0
         self.set_neuron_scale(neuron_scale)
 
     # Construction -----------------------------------------------------------
+
+    @classmethod
+    def from_ollama(cls, name: str, **kwargs: Any) -> "Llama":
+        """Load a model pulled with Ollama, e.g. ``Llama.from_ollama("gemma3:270m", probe=...)``.
+
+        ``name`` is ``[host/][namespace/]model[:tag]`` (an ``ollama:`` prefix
+        is accepted too); the store is $OLLAMA_MODELS, else ~/.ollama/models.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"from_ollama needs the Ollama model name as a string such as 'gemma3:270m', "
+                            f"got {type(name).__name__}")
+        if not name.strip():
+            raise ValueError(f"from_ollama needs an Ollama model name such as 'gemma3:270m', got {name!r}")
+        if name.startswith("ollama:"):
+            name = name[len("ollama:"):]
+        return cls(model_path=f"ollama:{name}", **kwargs)
 
     @staticmethod
     def _check_unit(name: str, value: float | None) -> float | None:
@@ -180,11 +200,36 @@ class Llama(llama_cpp.Llama):
             llama_cpp_lib.llama_context_default_params = params_with_callback
             try:
                 super().__init__(path, *args, **kwargs)
+            except ValueError as exc:
+                # llama-cpp-python 0.3.36 gives no reason; llama.cpp logs it.
+                if str(exc).startswith("Failed to load model from file"):
+                    raise ValueError(
+                        f"{exc}; llama.cpp rejected the model (its GGUF header is readable); "
+                        "pass verbose=True to see llama.cpp's reason"
+                    ) from exc
+                raise
             finally:
                 llama_cpp_lib.llama_context_default_params = original
         if not self.context_params.cb_eval:
             raise RuntimeError("failed to install the eval callback in the llama.cpp context")
         self._callback_ref = callback
+
+    def _fit_buffers_to_context(self) -> None:
+        """Grow the token and score buffers to the context llama.cpp created.
+
+        llama-cpp-python 0.3.36 sizes them by the n_ctx argument, but llama.cpp
+        may pad the context (n_ctx=128 becomes 256), and a prompt longer than
+        the argument would then fail after its decode.
+        """
+        n_ctx = self.n_ctx()
+        if len(self.input_ids) < n_ctx:
+            input_ids = np.zeros(n_ctx, dtype=self.input_ids.dtype)
+            input_ids[: len(self.input_ids)] = self.input_ids
+            self.input_ids = input_ids
+        if self._logits_all and len(self.scores) < n_ctx:
+            scores = np.zeros((n_ctx, self.scores.shape[1]), dtype=self.scores.dtype)
+            scores[: len(self.scores)] = self.scores
+            self.scores = scores
 
     def _discover_graph(self) -> None:
         """Decode one token with discovery on and check the node names."""
@@ -249,10 +294,35 @@ class Llama(llama_cpp.Llama):
     # Recording ----------------------------------------------------------------
 
     def sample(self, *args: Any, **kwargs: Any) -> int:
+        self._processor_error = None
         token = super().sample(*args, **kwargs)
+        error, self._processor_error = self._processor_error, None
+        if error is not None:
+            raise error
         if self._request is not None:
             self._record(token)
         return token
+
+    def _init_sampler(self, *args: Any, logits_processor: Any = None, **kwargs: Any):
+        # llama-cpp-python 0.3.36 calls logits processors from a ctypes
+        # callback, which prints and drops any exception, KeyboardInterrupt
+        # included, and samples on. The wrapper stores the first exception
+        # and sample() raises it once the sampler returns.
+        if logits_processor is not None:
+            logits_processor = [self._guard_processor(p) for p in logits_processor]
+        return super()._init_sampler(*args, logits_processor=logits_processor, **kwargs)
+
+    def _guard_processor(self, processor: Any):
+        def guarded(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+            if getattr(self, "_processor_error", None) is not None:
+                return scores
+            try:
+                return processor(input_ids, scores)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by sample()
+                self._processor_error = exc
+                return scores
+
+        return guarded
 
     def _record(self, token: int) -> None:
         self.monitor.raise_for_status()
@@ -332,9 +402,17 @@ class Llama(llama_cpp.Llama):
             self._request = request
             try:
                 yield request
+            except ValueError as exc:
+                # llama-cpp-python 0.3.36 names the sizes but not the fix.
+                if str(exc).startswith("Requested tokens ("):
+                    raise ValueError(f"{exc}; shorten the prompt or create the Llama with a larger n_ctx") from exc
+                raise
             finally:
-                self._request = None
-                self.last_request = request
+                # A stream that is closed late (abandoned, then garbage
+                # collected) must not clear the request that replaced it.
+                if self._request is request:
+                    self._request = None
+                    self.last_request = request
 
     def create_completion(self, prompt: Any, *args: Any, **kwargs: Any):
         if kwargs.get("stream", False):
@@ -346,8 +424,11 @@ class Llama(llama_cpp.Llama):
             if self._abstain(report):
                 report["abstained"] = True
                 report["original_text"] = choice["text"]
-                choice["text"] = _ABSTAIN_TEXT
-                choice["finish_reason"] = "abstain"
+                # Inside a chat completion the text may be a tool call's
+                # arguments; abstain.finish_chat decides on the message.
+                if not getattr(self, "_in_chat", False):
+                    choice["text"] = _ABSTAIN_TEXT
+                    choice["finish_reason"] = "abstain"
             result["hnggml"] = report
             self.last_report = report
             return result
@@ -368,17 +449,20 @@ class Llama(llama_cpp.Llama):
                 yield chunk
 
     def create_chat_completion(self, *args: Any, **kwargs: Any):
+        """llama_cpp's chat completion; ``abstain_tool=True`` offers the "i_dont_know" tool (see hnggml.abstain)."""
+        abstain_tool = abstain.prepare_chat_kwargs(args, kwargs)
         if kwargs.get("stream", False):
             return self._stream_chat(args, kwargs)
         with self._request_lock:
             self.last_report = None
-            result = super().create_chat_completion(*args, **kwargs)
+            self._in_chat = True
+            try:
+                result = super().create_chat_completion(*args, **kwargs)
+            finally:
+                self._in_chat = False
             report = self.last_report
             if report is not None:
-                message = result["choices"][0]["message"]
-                if report.get("abstained"):
-                    message["content"] = _ABSTAIN_TEXT
-                    result["choices"][0]["finish_reason"] = "abstain"
+                abstain.finish_chat(self, result, report, abstain_tool)
                 result["hnggml"] = report
             return result
 
@@ -411,4 +495,5 @@ class Llama(llama_cpp.Llama):
             "signals": "h_neurons (neuron stage alone), entropy, neg_logprob, one_minus_min_prob, n_tokens",
             "tokens": "per-token risks, when token_risks=True",
             "abstained": "True when abstain_above replaced the answer; original_text keeps it",
+            "abstain_tool_call": "True when abstain_tool=True replaced a chat answer by an i_dont_know tool call",
         }

@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import UnsupportedModelError
+from .gguf_index import GGUFIndex, TensorInfo, read_gguf_index, tensor_bytes
 from .paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -38,25 +40,15 @@ class ModelInfo:
     """SHA-256 over the raw bytes of every blk.N.ffn_down.weight, in layer order."""
 
 
-def _open(path: Path):
-    from gguf import GGUFReader
-
+def _open(path: Path) -> GGUFIndex:
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        return GGUFReader(str(path))
-    except Exception as exc:  # gguf raises ValueError, struct.error, IndexError...
+        return read_gguf_index(path)
+    except (ValueError, OSError) as exc:
         raise UnsupportedModelError(
-            f"failed to read {path} as GGUF ({type(exc).__name__}: {exc}); "
-            "check that the file is a complete .gguf model"
+            f"failed to read {path} as GGUF ({exc}); check that the file is a complete .gguf model"
         ) from exc
-
-
-def _field(reader, key: str):
-    field = reader.fields.get(key)
-    if field is None:
-        return None
-    return field.contents()
 
 
 def _cache_key(path: Path) -> str:
@@ -65,8 +57,8 @@ def _cache_key(path: Path) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def _ffn_down_tensors(reader, n_layer: int, path: Path) -> list:
-    by_name = {t.name: t for t in reader.tensors}
+def _ffn_down_tensors(index: GGUFIndex, n_layer: int, path: Path) -> list[TensorInfo]:
+    by_name = index.tensors
     tensors = []
     for il in range(n_layer):
         tensor = by_name.get(f"blk.{il}.ffn_down.weight")
@@ -79,30 +71,26 @@ def _ffn_down_tensors(reader, n_layer: int, path: Path) -> list:
     return tensors
 
 
-def _read_info(path: Path) -> tuple[ModelInfo, object]:
+def _read_info(path: Path) -> tuple[ModelInfo, GGUFIndex]:
     reader = _open(path)
-    arch = _field(reader, "general.architecture")
+    arch = reader.metadata.get("general.architecture")
     if not isinstance(arch, str):
         raise UnsupportedModelError(f"{path} has no general.architecture key")
-    n_layer = _field(reader, f"{arch}.block_count")
-    n_ff = _field(reader, f"{arch}.feed_forward_length")
-    n_embd = _field(reader, f"{arch}.embedding_length")
-    if isinstance(n_ff, list):
-        widths = set(n_ff)
-        if len(widths) != 1:
-            raise UnsupportedModelError(
-                f"{path} ({arch}) has FFN widths that vary by layer ({sorted(widths)}); "
-                "hnggml supports one width for all layers"
-            )
-        n_ff = widths.pop()
+    n_layer = reader.metadata.get(f"{arch}.block_count")
+    n_ff = reader.metadata.get(f"{arch}.feed_forward_length")
+    n_embd = reader.metadata.get(f"{arch}.embedding_length")
+    if n_ff is None and f"{arch}.feed_forward_length" in reader.metadata:
+        raise UnsupportedModelError(
+            f"{path} ({arch}) has FFN widths that vary by layer; hnggml supports one width for all layers"
+        )
     if not all(isinstance(v, int) and v > 0 for v in (n_layer, n_ff, n_embd)):
         raise UnsupportedModelError(
             f"{path} ({arch}) lacks block_count, feed_forward_length or embedding_length"
         )
     digest = hashlib.sha256()
     for tensor in _ffn_down_tensors(reader, n_layer, path):
-        digest.update(np.asarray(tensor.data).tobytes())
-    name = _field(reader, "general.name")
+        digest.update(tensor_bytes(path, tensor).tobytes())
+    name = reader.metadata.get("general.name")
     info = ModelInfo(
         path=str(path),
         architecture=arch,
@@ -115,23 +103,23 @@ def _read_info(path: Path) -> tuple[ModelInfo, object]:
     return info, reader
 
 
-def _dequantized_columns(tensor, columns: np.ndarray) -> np.ndarray:
+def _dequantized_columns(path: Path, tensor: TensorInfo, columns: np.ndarray) -> np.ndarray:
     """Dequantise only the quant blocks that hold the given columns.
 
     Returns an (n_embd, len(columns)) float32 array. Quant blocks run along
     the neuron axis, so column j lives in block j // block_size of every row.
     """
-    from gguf.constants import GGML_QUANT_SIZES
     from gguf.quants import dequantize
 
-    raw = np.asarray(tensor.data)
-    block_size, type_size = GGML_QUANT_SIZES[tensor.tensor_type]
-    if raw.dtype != np.uint8:  # F32/F16/BF16 come as typed (n_embd, n_ff) arrays
-        return np.asarray(dequantize(raw, tensor.tensor_type), dtype=np.float32)[:, columns]
+    qtype = GGMLQuantizationType(tensor.type_id)
+    raw = tensor_bytes(path, tensor)
+    block_size, type_size = GGML_QUANT_SIZES[qtype]
+    if block_size == 1:  # F32, F16, BF16: one element per block
+        return np.asarray(dequantize(np.asarray(raw), qtype), dtype=np.float32)[:, columns]
     out = np.empty((raw.shape[0], len(columns)), dtype=np.float32)
     for block in np.unique(columns // block_size):
         chunk = raw[:, block * type_size : (block + 1) * type_size]
-        values = dequantize(np.ascontiguousarray(chunk), tensor.tensor_type)
+        values = dequantize(np.ascontiguousarray(chunk), qtype)
         hit = np.flatnonzero(columns // block_size == block)
         out[:, hit] = values[:, columns[hit] - block * block_size]
     return out
@@ -165,7 +153,7 @@ def column_norms(path: str | os.PathLike, neurons: np.ndarray) -> np.ndarray:
     out = np.zeros(len(neurons), dtype=np.float32)
     for layer in np.unique(neurons[:, 0]):
         pos = np.flatnonzero(neurons[:, 0] == layer)
-        columns = _dequantized_columns(tensors[int(layer)], neurons[pos, 1])
+        columns = _dequantized_columns(path, tensors[int(layer)], neurons[pos, 1])
         out[pos] = np.linalg.norm(columns, axis=0)
     return out
 
@@ -184,7 +172,8 @@ def all_column_norms(path: str | os.PathLike) -> np.ndarray:
     info, reader = _read_info(path)
     norms = np.zeros((info.n_layer, info.n_ff), dtype=np.float32)
     for il, tensor in enumerate(_ffn_down_tensors(reader, info.n_layer, path)):
-        weights = dequantize(np.asarray(tensor.data), tensor.tensor_type)  # (n_embd, n_ff)
+        qtype = GGMLQuantizationType(tensor.type_id)
+        weights = dequantize(np.asarray(tensor_bytes(path, tensor)), qtype)  # (n_embd, n_ff)
         if weights.shape != (info.n_embd, info.n_ff):
             raise UnsupportedModelError(
                 f"{tensor.name} in {path} has shape {weights.shape}, expected "
