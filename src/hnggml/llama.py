@@ -133,13 +133,6 @@ class Llama(llama_cpp.Llama):
         self.monitor.set_host_memory(n_gpu_layers == 0 or not llama_cpp_lib.llama_supports_gpu_offload())
         self.monitor.set_enabled(True)
 
-        # llama.cpp pads the context to a multiple of 256, while llama-cpp-python
-        # 0.3.36 sizes its token buffer from the requested n_ctx; a prompt that
-        # fits one but not the other fails with a numpy error instead of the
-        # context-window message, so the request is padded here the same way.
-        n_ctx = kwargs.get("n_ctx")
-        if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) and n_ctx > 0 and n_ctx % 256:
-            kwargs["n_ctx"] = -(-n_ctx // 256) * 256
         self._init_with_callback(str(path), args, kwargs)
         self._fit_buffers_to_context()
         self._discover_graph()
@@ -432,7 +425,7 @@ class Llama(llama_cpp.Llama):
                 report["abstained"] = True
                 report["original_text"] = choice["text"]
                 # Inside a chat completion the text may be a tool call's
-                # arguments; abstain.finish_chat decides on the message.
+                # arguments, so abstain.finish_chat decides on the message.
                 if not getattr(self, "_in_chat", False):
                     choice["text"] = _ABSTAIN_TEXT
                     choice["finish_reason"] = "abstain"
@@ -456,7 +449,7 @@ class Llama(llama_cpp.Llama):
                 yield chunk
 
     def create_chat_completion(self, *args: Any, **kwargs: Any):
-        """llama_cpp's chat completion; ``abstain_tool=True`` offers the "i_dont_know" tool (see hnggml.abstain)."""
+        """Run llama_cpp's chat completion. ``abstain_tool=True`` offers the "i_dont_know" tool (see hnggml.abstain)."""
         abstain_tool = abstain.prepare_chat_kwargs(args, kwargs)
         if kwargs.get("stream", False):
             return self._stream_chat(args, kwargs)
