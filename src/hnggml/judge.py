@@ -239,6 +239,8 @@ _DOTTED_INITIALISM = re.compile(r"\b(?:[a-z]\.\s?){2,}")
 _NON_WORD = re.compile(r"[^a-z0-9\u00b7]+")
 _DAY_ORDINAL = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)$")
 _DECIMAL_PLACEHOLDER = "\u00b7"
+# A decimal token with trailing zeros in its fraction: "25.0", "2.50".
+_TRAILING_FRACTION_ZEROS = re.compile(r"^(\d+)\.(\d*?)0+$")
 
 # A continuation marker that a few-shot prompt produces when the model keeps
 # going on the same line: "Paris. Question: What is ...".
@@ -376,6 +378,15 @@ def _iso_date_to_words(match: re.Match[str]) -> str:
     return f" {day} {_MONTH_BY_NUMBER[month - 1]} {year} "
 
 
+def _trim_fraction_zeros(token: str) -> str:
+    """Drop trailing zeros of a decimal fraction: "25.0" to "25", "2.50" to "2.5"."""
+    match = _TRAILING_FRACTION_ZEROS.match(token)
+    if match is None:
+        return token
+    whole, fraction = match.groups()
+    return f"{whole}.{fraction}" if fraction else whole
+
+
 def _join_initialism(match: re.Match[str]) -> str:
     letters = match.group(0).replace(".", "").replace(" ", "")
     return letters + " "
@@ -391,6 +402,8 @@ def _tokens(text: str, drop_articles: bool = True) -> list[str]:
     text = _NON_WORD.sub(" ", text)
     tokens = [t.replace(_DECIMAL_PLACEHOLDER, ".") for t in text.split()]
     tokens = [t.strip(".") or t for t in tokens]
+    # NOTE: this also equates version numbers such as "3.10" and "3.1".
+    tokens = [_trim_fraction_zeros(t) for t in tokens]
     tokens = _convert_number_words(tokens)
     tokens = _normalize_dates(tokens)
     if drop_articles:
@@ -415,7 +428,8 @@ def normalize(text: str) -> str:
     and "jrr"), turns ``_``
     and punctuation (curly quotes, ´ and ` included) into spaces, rewrites
     number words as digits ("twenty-one" to "21", "first" to "1st",
-    "one hundred and one" to "101"), rewrites dates to "day month year"
+    "one hundred and one" to "101"), drops trailing zeros of decimal
+    fractions ("25.0" to "25", "2.50" to "2.5"), rewrites dates to "day month year"
     order ("July 4, 1776" and "1776-07-04" both become "4 july 1776"), drops
     the articles a/an/the and collapses whitespace.
 
