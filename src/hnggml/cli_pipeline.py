@@ -29,9 +29,13 @@ from .cli import main, model_option, probe_option
               help="Inverse L1 strength of the neuron selection; default: chosen by 5-fold CV AUROC.")
 @click.option("--style", type=click.Choice(["fewshot", "chat"]), default=None,
               help="Prompt style; default: chat when the model has a chat template (except Gemma 3 base).")
+@click.option("--decoding", type=click.Choice(["sample", "greedy"]), default="sample", show_default=True,
+              help="sample: label questions answered consistently over --samples sampled answers; "
+              "greedy: label each question by its one greedy answer.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for shuffling, sampling and folds.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads for llama.cpp.")
-def train(model, data, out_dir, probe_out, n_samples, max_questions, max_per_relation, C, style, seed, threads):
+def train(model, data, out_dir, probe_out, n_samples, max_questions, max_per_relation, C, style, decoding, seed,
+          threads):
     """Find the model's H-neurons and write a probe for it."""
     from .errors import HnggmlError
     from .paths import data_dir
@@ -44,7 +48,7 @@ def train(model, data, out_dir, probe_out, n_samples, max_questions, max_per_rel
         probe = run_training(
             model, files, out_dir, probe_path, n_samples=n_samples, max_questions=max_questions,
             max_per_relation=max_per_relation, seed=seed, C=C, n_threads=threads,
-            style=PromptStyle(style=style) if style else None,
+            style=PromptStyle(style=style) if style else None, decoding=decoding,
         )
     except (HnggmlError, OSError, ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -27,6 +27,10 @@ from .prompting import FEWSHOT_QUESTIONS, PromptStyle, ask
 logger = logging.getLogger(__name__)
 
 SAMPLING = {"temperature": 1.0, "top_p": 0.9, "top_k": 50, "min_p": 0.0, "repeat_penalty": 1.0}
+GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0}
+DECODING = {"sample": SAMPLING, "greedy": GREEDY}
+"""Decoding settings by name. "sample" is the method's; "greedy" labels the
+answer users get by default, with one answer per question."""
 
 
 @dataclass
@@ -107,8 +111,16 @@ def collect(
     n_samples: int = 5,
     seed: int = 0,
     show_progress: bool = True,
+    decoding: str = "sample",
 ) -> list[Sampled]:
-    """Sample n_samples answers per question and append them to out_path."""
+    """Sample n_samples answers per question and append them to out_path.
+
+    With decoding="greedy" each question gets one greedy answer.
+    """
+    if decoding not in DECODING:
+        raise ValueError(f"invalid decoding {decoding!r}; use one of {sorted(DECODING)}")
+    if decoding == "greedy":
+        n_samples = 1
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
     out_path = Path(out_path)
@@ -121,7 +133,7 @@ def collect(
         samples = []
         prompt_tokens: list[int] = []
         for k in range(n_samples):
-            result = ask(llm, item.question, style, seed=seed + k, **SAMPLING)
+            result = ask(llm, item.question, style, seed=seed + k, **DECODING[decoding])
             request = llm.last_request
             n = (result["report"] or {}).get("n_tokens", 0)
             prompt_tokens = request.prompt_tokens if request is not None else []
@@ -138,6 +150,7 @@ def collect(
             **item.to_dict(),
             "prompt_tokens": prompt_tokens,
             "n_samples": n_samples,
+            "decoding": decoding,
             "samples": samples,
         })
         progress.update()

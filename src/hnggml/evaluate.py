@@ -1,8 +1,8 @@
 """Score every detection signal on the same labels: `hnggml eval`.
 
-Each question is answered once with the probe's prompt and the training
-decoding (temperature 1.0, top-p 0.9, top-k 50, seeded), the answer is
-judged, and these signals are read for it:
+Each question is answered once with the probe's prompt and the decoding the
+probe was trained with (greedy, or temperature 1.0, top-p 0.9, top-k 50,
+seeded), the answer is judged, and these signals are read for it:
 
 - risk: the default score hnggml.Llama returns, computed during generation;
 - h_neurons: the probe's neuron stage alone;
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .collect import SAMPLING, _append, _repair_tail, read_records
+from .collect import DECODING, _append, _repair_tail, read_records
 from .datasets import QAItem, load_any
 from .judge import judge
 from .progress import Progress
@@ -61,6 +61,7 @@ def answer_and_score(llm, forcer, items: list[QAItem], file_name: str, out_path:
     """Answer each item once and append its signals to out_path (resumable)."""
     probe = llm.probe
     style = PromptStyle.from_dict(probe.prompt)
+    decoding = DECODING[probe.prompt.get("decoding", "sample")]
     n_ff = llm.model_info.n_ff
     columns = probe.neurons_[:, 0] * n_ff + probe.neurons_[:, 1]
     controls = [
@@ -72,7 +73,7 @@ def answer_and_score(llm, forcer, items: list[QAItem], file_name: str, out_path:
     todo = [item for item in items if item.id not in done]
     progress = Progress(len(todo), f"evaluating {file_name}", enabled=show_progress)
     for item in todo:
-        result = ask(llm, item.question, style, seed=seed, **SAMPLING)
+        result = ask(llm, item.question, style, seed=seed, **decoding)
         report = result["report"] or {}
         request = llm.last_request
         verdict = judge(result["text"], list(item.answers), item.answerable)

@@ -203,7 +203,7 @@ def choose_C(X: np.ndarray, y: np.ndarray, grid: list[float], folds: np.ndarray,
     for C in grid:
         scores[C] = float(auroc(y, cross_fit(X, y, C, folds, seed)))
         progress.update(note=f"C={C} AUROC={scores[C]:.3f}")
-    best = max(grid, key=lambda c: (round(scores[c], 3), -c))
+    best = max(grid, key=lambda c: (round(scores[c], 3), c))
     return best, scores
 
 
@@ -290,6 +290,7 @@ def train(
     n_threads: int | None = None,
     style=None,
     show_progress: bool = True,
+    decoding: str = "sample",
 ):
     """Run the whole pipeline and write the probe; returns the HProbe.
 
@@ -321,7 +322,8 @@ def train(
     if style is None:
         style = default_style(info.architecture, "tokenizer.chat_template" in llm.metadata)
     logger.info("training on %d questions with %s prompts", len(items), style.style)
-    records = collect(llm, items, out_dir / "samples.jsonl", style, n_samples, seed, show_progress)
+    samples_file = out_dir / ("samples.jsonl" if decoding == "sample" else f"samples-{decoding}.jsonl")
+    records = collect(llm, items, samples_file, style, n_samples, seed, show_progress, decoding)
     wanted = {item.id for item in items}
     records = [r for r in records if r.record["id"] in wanted]
     kept = consistent(records)
@@ -332,8 +334,9 @@ def train(
             "add questions or samples"
         )
     forcer = TeacherForcer(llm, max_tokens=512)
-    X, S = capture_features(forcer, kept, out_dir, show_progress)
-    np.save(out_dir / "labels.npy", y)
+    feature_dir = out_dir if decoding == "sample" else out_dir / decoding
+    X, S = capture_features(forcer, kept, feature_dir, show_progress)
+    np.save(feature_dir / "labels.npy", y)
 
     folds = stratified_folds(y, 5, seed)
     C_scores = {}
@@ -399,14 +402,15 @@ def train(
         aggregation="mean",
         threshold=threshold,
         combiner=combiner,
-        prompt=style.to_dict(),
+        prompt={**style.to_dict(), "decoding": decoding},
         training={
             "data": [Path(p).name for p in data],
             "n_questions": len(records),
             "n_consistent": len(kept),
             "n_hallucinated": int(y.sum()),
-            "n_samples": n_samples,
-            "sampling": "temperature 1.0, top-p 0.9, top-k 50",
+            "n_samples": n_samples if decoding == "sample" else 1,
+            "decoding": decoding,
+            "sampling": "temperature 1.0, top-p 0.9, top-k 50" if decoding == "sample" else "greedy",
             "C": C,
             "C_grid_cv_auroc": {str(k): v for k, v in C_scores.items()},
             "l1_nonzero": fit.l1_nonzero,
