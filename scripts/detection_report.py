@@ -46,9 +46,15 @@ def load_run(run_dir: Path):
     X = np.load(run_dir / "features.npy", mmap_mode="r")
     S = np.load(run_dir / "signals.npy")
     y = np.load(run_dir / "labels.npy")
-    by_id = {r["id"]: r for r in read_records(run_dir / "samples.jsonl")}
+    by_id = {r["id"]: r for r in read_records(samples_file(run_dir))}
     categories = [by_id[i]["category"] for i in ids]
     return ids, np.asarray(X, dtype=np.float32), S, y, categories
+
+
+def samples_file(run_dir: Path) -> Path:
+    """Return the collection file behind a feature folder (run/ or run/greedy/)."""
+    direct = run_dir / "samples.jsonl"
+    return direct if direct.exists() else run_dir.parent / f"samples-{run_dir.name}.jsonl"
 
 
 def roc_points(y: np.ndarray, score: np.ndarray):
@@ -199,6 +205,19 @@ def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_d
     lines += ["", f"Category-only baseline (logistic regression on the one-hot category, 5-fold): AUROC {cat_auroc:.3f} "
               f"on the same {len(y)} training questions. Cross-validated AUROC of the full probe on them: "
               f"{fmt(probe.metrics.get('cv_auroc', {}).get('risk'))}.", ""]
+
+    sampled_file = run_dir / "samples.jsonl" if (run_dir / "samples.jsonl").exists() else run_dir.parent / "samples.jsonl"
+    if sampled_file.exists():
+        from hnggml.analysis import consistency_survival
+
+        survival = consistency_survival(read_records(sampled_file))
+        total = {k: sum(r[k] for r in survival) for k in ("n", "all_right", "all_wrong", "mixed_or_refusal")}
+        lines += ["### Consistency filter (5 answers at temperature 1.0, top-p 0.9, top-k 50)", "",
+                  "| category | questions | all right | all wrong | mixed or refusal |", "|---|---|---|---|---|"]
+        lines += [f"| {r['category']} | {r['n']} | {r['all_right']} | {r['all_wrong']} | {r['mixed_or_refusal']} |"
+                  for r in survival]
+        lines += [f"| **all** | {total['n']} | {total['all_right']} | {total['all_wrong']} | "
+                  f"{total['mixed_or_refusal']} |", ""]
 
     # C sweep: train on the training features, test on held-out trivia features.
     heldout = [r for r in records_by_set["heldout_trivia.jsonl"] if r.get("label") is not None and "risk" in r]

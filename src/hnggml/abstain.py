@@ -3,10 +3,10 @@
 Three ways to act on a high hallucination risk:
 
 - ``Llama(..., abstain_above=T)`` replaces the text of a completion, or the
-  content of a chat message, whose risk is at or above T with
-  "I don't know."; the report keeps the original as ``original_text``.  A
-  chat message that calls a tool is left as it is, because its text is the
-  call's arguments, and its report says ``"abstained": False``.  In a stream
+  content of a chat message, with "I don't know." when its risk is at or
+  above T.  The report keeps the original as ``original_text``.  A chat
+  message that calls a tool is left as it is, because its text is the
+  call's arguments, and its report contains ``"abstained": False``.  In a stream
   the text has already been sent, so only the report of the last chunk is
   marked.
 - ``create_chat_completion(..., abstain_tool=True)`` offers the tool
@@ -83,7 +83,7 @@ def idk_tool() -> dict[str, Any]:
 def prepare_chat_kwargs(args: tuple, kwargs: dict[str, Any]) -> bool:
     """Pop ``abstain_tool`` from ``kwargs`` and, when it is true, add :func:`idk_tool` to ``tools``.
 
-    Returns the popped flag.  ``kwargs`` is changed in place; a caller's
+    Returns the popped flag.  ``kwargs`` is changed in place, but a caller's
     ``tools`` list is copied, not extended.
     """
     flag = kwargs.pop("abstain_tool", False)
@@ -114,9 +114,9 @@ def has_tool_call(message: dict[str, Any]) -> bool:
 def finish_chat(llm: Any, result: dict[str, Any], report: dict[str, Any], abstain_tool: bool) -> None:
     """Apply abstention to a finished chat completion ``result`` in place.
 
-    ``report`` is the completion's hnggml report.  ``llm.create_completion``
-    only marks a chat report ``abstained``; this function decides what the
-    message becomes (see the module docstring).
+    ``report`` is the completion's hnggml report.  Inside a chat completion
+    ``llm.create_completion`` only marks the report ``abstained``, and this
+    function decides what the message becomes (see the module docstring).
     """
     choice = result["choices"][0]
     message = choice["message"]

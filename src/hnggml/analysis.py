@@ -158,3 +158,25 @@ def aggregation(records: list[dict[str, Any]]) -> dict[str, float | None]:
         "max over answer tokens": _safe_auroc(y, np.array([r["h_neurons_max"] for r in scored])),
         "mean over the whole response": _safe_auroc(y, np.array([r["h_neurons_whole"] for r in scored])),
     }
+
+
+def consistency_survival(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Count, per category, the questions the consistency filter keeps.
+
+    records are collection records with sampled answers; a question survives
+    when all its samples are right or all are wrong.
+    """
+    table: dict[str, dict[str, Any]] = {}
+    for record in records:
+        verdicts = [s["verdict"] for s in record["samples"]]
+        row = table.setdefault(record["category"], {"category": record["category"], "n": 0, "all_right": 0,
+                                                    "all_wrong": 0, "mixed_or_refusal": 0})
+        row["n"] += 1
+        complete = len(verdicts) >= record.get("n_samples", len(verdicts))
+        if complete and set(verdicts) == {"correct"}:
+            row["all_right"] += 1
+        elif complete and set(verdicts) == {"wrong"}:
+            row["all_wrong"] += 1
+        else:
+            row["mixed_or_refusal"] += 1
+    return sorted(table.values(), key=lambda r: -r["n"])

@@ -32,7 +32,7 @@ def _alphas(ctx: click.Context, param: click.Parameter, value: str) -> list[floa
               show_default=True, help="Folder for per-item results; rerunning with the same folder resumes.")
 @click.option("--no-control", is_flag=True, help="Skip the random-neuron control.")
 @click.option("--max-tokens", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Answer length in tokens.")
+              help="Maximum length of each model response, in tokens.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the item subsets, the control neurons and the bootstraps.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads for llama.cpp.")

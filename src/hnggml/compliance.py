@@ -39,7 +39,6 @@ files for alpha 1.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -233,14 +232,6 @@ def _done_ids(path: Path) -> set[str]:
 
 def _records_by_id(path: Path) -> dict[str, dict[str, Any]]:
     return {record["id"]: record for record in read_records(path)}
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_run_config(out_dir: Path, config: dict[str, Any]) -> None:
