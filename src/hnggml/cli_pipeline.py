@@ -32,10 +32,13 @@ from .cli import main, model_option, probe_option
 @click.option("--decoding", type=click.Choice(["sample", "greedy"]), default="sample", show_default=True,
               help="sample: label questions answered consistently over --samples sampled answers; "
               "greedy: label each question by its one greedy answer.")
+@click.option("--labels", type=click.Choice(["consistent", "first"]), default="consistent", show_default=True,
+              help="consistent: keep questions whose sampled answers are all right or all wrong; "
+              "first: label every question by its first sampled answer.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for shuffling, sampling and folds.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads for llama.cpp.")
-def train(model, data, out_dir, probe_out, n_samples, max_questions, max_per_relation, C, style, decoding, seed,
-          threads):
+def train(model, data, out_dir, probe_out, n_samples, max_questions, max_per_relation, C, style, decoding, labels,
+          seed, threads):
     """Find the model's H-neurons and write a probe for it."""
     from .errors import HnggmlError
     from .paths import data_dir
@@ -48,7 +51,7 @@ def train(model, data, out_dir, probe_out, n_samples, max_questions, max_per_rel
         probe = run_training(
             model, files, out_dir, probe_path, n_samples=n_samples, max_questions=max_questions,
             max_per_relation=max_per_relation, seed=seed, C=C, n_threads=threads,
-            style=PromptStyle(style=style) if style else None, decoding=decoding,
+            style=PromptStyle(style=style) if style else None, decoding=decoding, labels=labels,
         )
     except (HnggmlError, OSError, ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -64,6 +64,32 @@ class Sampled:
         raise ValueError("a record without samples has no representative answer")
 
 
+class FirstSample(Sampled):
+    """A question labelled by its first sampled answer alone.
+
+    One sampled answer per question is also how `hnggml eval` scores, and it
+    keeps every question that was not refused, right or wrong.
+    """
+
+    @property
+    def label(self) -> int | None:
+        verdict = self.record["samples"][0]["verdict"]
+        return {"correct": 0, "wrong": 1}.get(verdict)
+
+    def representative(self) -> dict[str, Any]:
+        return self.record["samples"][0]
+
+
+def first_samples(records: Iterable[Sampled]) -> list[Sampled]:
+    """Keep every question whose first sampled answer was judged right or wrong."""
+    kept = []
+    for sampled in records:
+        first = FirstSample(sampled.record)
+        if first.label is not None and first.representative()["tokens"] and first.record.get("prompt_tokens"):
+            kept.append(first)
+    return kept
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Read a collection file, skipping a torn last line left by a killed run."""
     records = []

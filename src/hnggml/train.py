@@ -291,6 +291,7 @@ def train(
     style=None,
     show_progress: bool = True,
     decoding: str = "sample",
+    labels: str = "consistent",
 ):
     """Run the whole pipeline and write the probe; returns the HProbe.
 
@@ -301,7 +302,7 @@ def train(
 
     from . import __version__
     from .capture import TeacherForcer
-    from .collect import collect, consistent
+    from .collect import collect, consistent, first_samples
     from .llama import Llama
     from .probe import Combiner, HProbe
     from .prompting import PromptStyle, default_style
@@ -326,7 +327,9 @@ def train(
     records = collect(llm, items, samples_file, style, n_samples, seed, show_progress, decoding)
     wanted = {item.id for item in items}
     records = [r for r in records if r.record["id"] in wanted]
-    kept = consistent(records)
+    if labels not in ("consistent", "first"):
+        raise ValueError(f"invalid labels {labels!r}; use 'consistent' or 'first'")
+    kept = consistent(records) if labels == "consistent" else first_samples(records)
     y = np.array([s.label for s in kept])
     if len(kept) < 20 or y.min() == y.max():
         raise ValueError(
@@ -335,6 +338,8 @@ def train(
         )
     forcer = TeacherForcer(llm, max_tokens=512)
     feature_dir = out_dir if decoding == "sample" else out_dir / decoding
+    if labels == "first":
+        feature_dir = feature_dir / "first"
     X, S = capture_features(forcer, kept, feature_dir, show_progress)
     np.save(feature_dir / "labels.npy", y)
 
@@ -410,6 +415,7 @@ def train(
             "n_hallucinated": int(y.sum()),
             "n_samples": n_samples if decoding == "sample" else 1,
             "decoding": decoding,
+            "labels": labels,
             "sampling": "temperature 1.0, top-p 0.9, top-k 50" if decoding == "sample" else "greedy",
             "C": C,
             "C_grid_cv_auroc": {str(k): v for k, v in C_scores.items()},
