@@ -92,3 +92,14 @@ def test_teacher_forcing_matches_generation(forcer, llm):
     # rows agree to quantisation noise rather than bit for bit.
     np.testing.assert_allclose(generated, capture.rows[:, columns], atol=5e-3)
     np.testing.assert_allclose(generated.mean(axis=0), capture.features()[columns], atol=2e-3)
+
+
+def test_teacher_forcing_reuses_shared_prefix(forcer):
+    llm = forcer.llm
+    prompt = llm.tokenize(PROMPT.encode())
+    first = forcer.capture(prompt, llm.tokenize(b" Rome", add_bos=False))
+    other = forcer.capture(prompt, llm.tokenize(b" Milan", add_bos=False))
+    again = forcer.capture(prompt, llm.tokenize(b" Rome", add_bos=False))
+    assert other.rows.shape == first.rows.shape
+    np.testing.assert_allclose(again.rows, first.rows, atol=5e-3)
+    np.testing.assert_allclose(again.logprob, first.logprob, atol=1e-2)

@@ -49,10 +49,29 @@ class TeacherForcer:
         self.n_layer, self.n_ff = info.n_layer, info.n_ff
         self.w_norm = all_column_norms(info.path)
         self.max_tokens = max_tokens
+        self._cached: list[int] = []
         every = np.arange(self.n_ff, dtype=np.int32)
         for layer in range(self.n_layer):
             llm.monitor.watch(layer, every)
         llm.monitor.set_capture(_monitor.ROWS_ALL, max_tokens)
+
+    def _reuse_prefix(self, tokens: list[int], first: int) -> int:
+        """Keep the cached positions shared with the previous capture, up to first.
+
+        Few-shot prompts share a long header, so only the question, the answer
+        and the rows to capture are decoded again. Returns the number of
+        positions kept; 0 clears the cache.
+        """
+        common = 0
+        for a, b in zip(self._cached, tokens):
+            if a != b:
+                break
+            common += 1
+        reuse = min(common, first)
+        if reuse > 0 and self.llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            return reuse
+        self.llm._ctx.kv_cache_clear()
+        return 0
 
     def capture(self, prompt_tokens: list[int], answer_tokens: list[int]) -> Capture:
         """Decode prompt + answer and return CETT at the answer-producing positions."""
@@ -66,36 +85,40 @@ class TeacherForcer:
             raise ValueError(f"prompt + answer is {len(tokens)} tokens; the capture holds {self.max_tokens}")
         first = n_prompt - 1
         with llm._request_lock:
-            llm._clear_cache()
+            reuse = self._reuse_prefix(tokens, first)
+            llm.monitor.rewind()
             batch = llm._batch.batch
-            batch.n_tokens = len(tokens)
-            for i, token in enumerate(tokens):
+            batch.n_tokens = len(tokens) - reuse
+            for i, token in enumerate(tokens[reuse:]):
+                position = reuse + i
                 batch.token[i] = token
-                batch.pos[i] = i
+                batch.pos[i] = position
                 batch.seq_id[i][0] = 0
                 batch.n_seq_id[i] = 1
-                batch.logits[i] = first <= i < first + n_answer
+                batch.logits[i] = first <= position < first + n_answer
             llm._ctx.decode(llm._batch)
+            self._cached = tokens
+            llm.n_tokens = 0  # llama_cpp.Llama must not reuse this cache for generation
             llm.monitor.raise_for_status()
 
             entropy = np.empty(n_answer)
             logprob = np.empty(n_answer)
             for k in range(n_answer):
-                address = ctypes.cast(llm._ctx.get_logits_ith(first + k), ctypes.c_void_p).value
+                address = ctypes.cast(llm._ctx.get_logits_ith(first - reuse + k), ctypes.c_void_p).value
                 _, entropy[k], logprob[k], _ = llm.monitor.logit_stats(address, llm.n_vocab(), answer_tokens[k])
 
             rows = np.empty((n_answer, self.n_layer * self.n_ff), dtype=np.float32)
+            decoded = len(tokens) - reuse
             for layer in range(self.n_layer):
                 z = llm.monitor.z(layer)
                 h = llm.monitor.h_norm(layer)
-                if len(h) == len(tokens):
-                    z, h = z[first:first + n_answer], h[first:first + n_answer]
+                if len(h) == decoded:
+                    start = first - reuse
+                    z, h = z[start:start + n_answer], h[start:start + n_answer]
                 elif len(h) != n_answer:
                     raise RuntimeError(
-                        f"layer {layer} produced {len(h)} rows for {len(tokens)} tokens and "
+                        f"layer {layer} produced {len(h)} rows for {decoded} decoded tokens and "
                         f"{n_answer} outputs"
                     )
                 rows[:, layer * self.n_ff:(layer + 1) * self.n_ff] = cett(z, h, self.w_norm[layer])
-            # The captured rows stay readable through llm.monitor until the next capture.
-            llm._clear_cache(rewind=False)
         return Capture(rows=rows, entropy=entropy, logprob=logprob)
