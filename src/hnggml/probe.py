@@ -251,6 +251,7 @@ class HProbe:
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(self.to_dict(), f, indent=1, allow_nan=False)
+            os.chmod(tmp, 0o644)  # mkstemp creates the file readable by its owner only
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
