@@ -122,7 +122,8 @@ def plot_length(name: str, records: list, img_dir: Path) -> str:
 
 
 def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_dir: Path,
-                  limit: int | None, threads: int | None, img_dir: Path) -> tuple[str, dict]:
+                  limit: int | None, threads: int | None, img_dir: Path,
+                  limit_other: int | None = None) -> tuple[str, dict]:
     from hnggml.analysis import (aggregation, c_sensitivity, category_group, category_only,
                                  leave_one_group_out, length_confound)
     from hnggml.collect import read_records
@@ -130,11 +131,14 @@ def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_d
     from hnggml.probe import HProbe
 
     probe = HProbe.load(probe_path)
-    files = [str(ROOT / "data" / s) for s in SETS]
-    summary = evaluate(model, probe_path, files, eval_dir, n_threads=threads, limit=limit, keep_features=True)
-    records_by_set = {s: read_records(eval_dir / f"{Path(s).stem}.jsonl") for s in SETS}
+    limits = {s: (limit if s == SETS[0] else (limit_other or limit)) for s in SETS}
+    summary: dict = {"files": {}}
     for s in SETS:
-        records_by_set[s] = [r for r in records_by_set[s]][: limit or None]
+        part = evaluate(model, probe_path, [str(ROOT / "data" / s)], eval_dir, n_threads=threads, limit=limits[s],
+                        keep_features=True)
+        summary["files"].update(part["files"])
+        summary["model"] = part["model"]
+    records_by_set = {s: read_records(eval_dir / f"{Path(s).stem}.jsonl")[: limits[s] or None] for s in SETS}
 
     lines = [f"## {name}: {summary['model']}", ""]
     t = probe.training
@@ -262,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, metavar="NAME=MODEL,RUN_DIR,PROBE")
     parser.add_argument("--eval-dir", default="runs/eval", help="Folder for eval results (resumable).")
-    parser.add_argument("--limit", type=int, default=None, help="Questions per set (default: all).")
+    parser.add_argument("--limit", type=int, default=None, help="Held-out trivia questions (default: all).")
+    parser.add_argument("--limit-other", type=int, default=None,
+                        help="Questions of the biomedical and fabricated-entity sets (default: --limit).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp.")
     parser.add_argument("--out", default=str(ROOT / "docs" / "detection.md"))
     args = parser.parse_args(argv)
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, rest = spec.partition("=")
         model, run_dir, probe = rest.split(",")
         text, result = model_section(name, model, Path(run_dir), Path(probe), Path(args.eval_dir) / name,
-                                     args.limit, args.threads, Path(args.out).parent / "img")
+                                     args.limit, args.threads, Path(args.out).parent / "img", args.limit_other)
         sections.append(text)
         results[name] = result
     out = Path(args.out)
