@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGUF_MAGIC, GGMLQuantizationType, GGUFValueType
 
+_MAX_DIMS = 4
+"""GGML_MAX_DIMS: no ggml tensor has more dimensions."""
+
 _SCALAR_FORMATS: dict[int, str] = {
     GGUFValueType.UINT8: "B",
     GGUFValueType.INT8: "b",
@@ -125,11 +128,16 @@ def read_gguf_index(path: Path) -> GGUFIndex:
             for _ in range(tensor_count):
                 name = cursor.read_string()
                 (n_dims,) = cursor.unpack("I")
+                # A hostile n_dims would make struct build a format of up to 4 GiB.
+                if n_dims > _MAX_DIMS:
+                    raise struct.error(f"tensor {name!r} has {n_dims} dimensions; GGUF allows at most {_MAX_DIMS}")
                 shape = cursor.unpack("Q" * n_dims)
                 type_id, relative_offset = cursor.unpack("IQ")
                 entries.append((name, tuple(int(dim) for dim in shape), type_id, relative_offset))
         except struct.error as error:
             raise ValueError(f"{path} has a truncated or invalid GGUF header: {error}") from error
+        except RecursionError:
+            raise ValueError(f"{path} has a GGUF header with arrays nested too deeply to read") from None
 
         alignment = metadata.get("general.alignment", 32)
         if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -71,11 +72,36 @@ def _ffn_down_tensors(index: GGUFIndex, n_layer: int, path: Path) -> list[Tensor
     return tensors
 
 
+def _check_tensor_bounds(index: GGUFIndex, path: Path) -> None:
+    """Raise UnsupportedModelError unless every tensor's data lies inside the file.
+
+    A copy or download cut short keeps a readable header, so only the sizes
+    show it. Tensors of a type gguf-py does not know are not checked.
+    """
+    for tensor in index.tensors.values():
+        try:
+            block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(tensor.type_id)]
+        except (ValueError, KeyError):
+            continue
+        if not tensor.shape:
+            continue
+        rows = math.prod(tensor.shape[1:])
+        end = tensor.data_offset + rows * (tensor.shape[0] // block_size) * type_size
+        if end > index.file_size:
+            raise UnsupportedModelError(
+                f"{path} is truncated or damaged: tensor {tensor.name} ends at byte {end} but the "
+                f"file has {index.file_size} bytes; copy or download the model again"
+            )
+
+
 def _read_info(path: Path) -> tuple[ModelInfo, GGUFIndex]:
     reader = _open(path)
+    _check_tensor_bounds(reader, path)
     arch = reader.metadata.get("general.architecture")
     if not isinstance(arch, str):
-        raise UnsupportedModelError(f"{path} has no general.architecture key")
+        raise UnsupportedModelError(
+            f"{path} has no general.architecture key; it is not a llama.cpp model or its header is damaged"
+        )
     n_layer = reader.metadata.get(f"{arch}.block_count")
     n_ff = reader.metadata.get(f"{arch}.feed_forward_length")
     n_embd = reader.metadata.get(f"{arch}.embedding_length")
