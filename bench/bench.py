@@ -212,7 +212,7 @@ def per_token(runs: list[dict[str, Any]], name: str, clock: str = "cpu") -> list
 
 
 def _ratios(top: list[float], bottom: list[float]) -> list[float]:
-    return [a / b for a, b in zip(top, bottom)]
+    return [a / b for a, b in zip(top, bottom, strict=True)]
 
 
 def summarise_decode(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,12 +228,12 @@ def summarise_decode(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_ms_per_token": {n: _scaled(summarise(wall[n]), 1e3) for n in names},
         "cpu_ratio": {n: summarise(_ratios(cpu[n], cpu["plain"])) for n in names if n != "plain"},
         "untrimmed_cpu_ratio": {n: summarise(_ratios(total[n], total["plain"])) for n in names if n != "plain"},
-        "overhead_ms_per_token": {n: summarise([1e3 * (a - b) for a, b in zip(cpu[n], cpu["plain"])])
+        "overhead_ms_per_token": {n: summarise([1e3 * (a - b) for a, b in zip(cpu[n], cpu["plain"], strict=True)])
                                   for n in names if n != "plain"},
     }
     if "python" in names and "hnggml" in names:
         ratios, clamped = [], 0
-        for plain, c, py in zip(cpu["plain"], cpu["hnggml"], cpu["python"]):
+        for plain, c, py in zip(cpu["plain"], cpu["hnggml"], cpu["python"], strict=True):
             floor = OVERHEAD_FLOOR * plain
             if c - plain < floor:
                 clamped += 1
@@ -288,7 +288,7 @@ def run_rss(setup: ModelSetup, kinds: list[str], cfg: dict[str, Any]) -> dict[st
                     ", ".join(f"{kind} {peaks[kind][-1]:.1f} MiB" for kind in kinds))
 
     def differences(values: dict[str, list[float]]) -> dict[str, Any]:
-        return {kind: summarise([a - b for a, b in zip(v, values["plain"])])
+        return {kind: summarise([a - b for a, b in zip(v, values["plain"], strict=True)])
                 for kind, v in values.items() if kind != "plain"}
 
     return {
@@ -335,12 +335,13 @@ def run_scaling(setup: ModelSetup, cfg: dict[str, Any], workdir: Path) -> dict[s
     rows = []
     for name, (n_layers, per_layer) in shapes.items():
         cpu_decode = [trimmed_per_token(run, name) for run in decode]
+        overhead = [1e3 * (a - b) for a, b in zip(cpu_decode, plain_decode, strict=True)]
         rows.append({
             "layers": n_layers,
             "neurons_per_layer": per_layer,
             "neurons": n_layers * per_layer,
             "decode_cpu_ratio": summarise(_ratios(cpu_decode, plain_decode)),
-            "decode_overhead_ms_per_token": summarise([1e3 * (a - b) for a, b in zip(cpu_decode, plain_decode)]),
+            "decode_overhead_ms_per_token": summarise(overhead),
             "prefill_cpu_ratio": summarise(_ratios(per_token(prefill, name), plain_prefill)),
         })
     return {"model": info.name, "pairs": SCALING_PAIRS, "n_tokens": SCALING_TOKENS, "n_ctx": SCALING_N_CTX,
@@ -367,8 +368,11 @@ def time_scoring(setups: list[ModelSetup], calls: int, sizes: tuple[int, ...]) -
         x = np.random.default_rng(0).random(probe.n_neurons).astype(np.float32)
         signals = {name: np.array([0.5]) for name in SIGNALS}
         row = {"probe": label, "n_neurons": probe.n_neurons}
-        for method, call in (("h_logit", lambda: probe.h_logit(x)),
-                             ("predict_proba", lambda: probe.predict_proba(x, signals))):
+        methods = {
+            "h_logit": lambda probe=probe, x=x: probe.h_logit(x),
+            "predict_proba": lambda probe=probe, x=x, signals=signals: probe.predict_proba(x, signals),
+        }
+        for method, call in methods.items():
             per_call = [t / calls for t in timeit.repeat(call, number=calls, repeat=7)]
             row[f"{method}_us"] = _scaled(summarise(per_call), 1e6)
         rows.append(row)
@@ -485,7 +489,7 @@ def settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         try:
             cfg["threads"] = [int(t) for t in args.threads.split(",")]
         except ValueError:
-            raise SystemExit(f"--threads must be comma-separated integers such as 1,2, got {args.threads!r}")
+            raise SystemExit(f"--threads must be comma-separated integers such as 1,2, got {args.threads!r}") from None
     if args.no_scaling:
         cfg["scaling"] = False
     if cfg["prefill"] < 8:
@@ -516,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         setups = prepare_models(args, workdir)
         results["suites"] = []
         results["rss"] = []
-        for index, setup in enumerate(setups):
+        for setup in setups:
             for n_threads in cfg["threads"]:
                 results["suites"].append(run_suite(setup, n_threads, cfg))
             kinds = ["plain", "hnggml"] if mode != "full" else ["plain", "hnggml", "python", "capture"]

@@ -4,9 +4,9 @@ Every timed figure is CPU time of the whole process (time.process_time, so
 all llama.cpp threads count) with wall time beside it.
 
 One pair is one fresh worker process that loads one instance of every
-configuration, in rotated order, and runs them interleaved: one generated
+configuration, in rotated order. It runs them interleaved: one generated
 token at a time for decode, one evaluation at a time for prefill and
-capture, the order rotated from pair to pair. Interleaving makes a change in
+capture, with the order rotated from pair to pair. Interleaving makes a change in
 machine load hit every configuration of a pair alike. A fresh process per
 pair is needed because two identical llama_cpp.Llama instances in one
 process can differ in speed by several percent for their whole life (where
@@ -59,10 +59,11 @@ PREFILL_TEXT = (
 def ignore_end_of_generation() -> None:
     """Make llama_cpp treat no token as end-of-generation, so every run generates max_tokens.
 
-    llama-cpp-python 0.3.36 has no ignore_eos option; its completion loop and
-    hnggml's answer-length count both call llama_cpp.llama_cpp.llama_vocab_is_eog
-    through the module at call time, so replacing the module attribute affects
-    every configuration alike. Benchmark processes only.
+    llama-cpp-python 0.3.36 has no ignore_eos option. Its completion loop and
+    hnggml's answer-length count both look up
+    llama_cpp.llama_cpp.llama_vocab_is_eog in the module at call time, so
+    replacing the module attribute affects every configuration alike.
+    Benchmark processes only.
     """
     import llama_cpp.llama_cpp as llama_cpp_lib
 
@@ -242,7 +243,7 @@ def memory_kib() -> dict[str, int]:
     peak_rss_kib is VmHWM from /proc/self/status, else ru_maxrss. The split
     into RssAnon and RssFile exists on Linux only: file-backed pages of the
     memory-mapped model vary from run to run with the page cache, while
-    anonymous memory holds what the process allocated.
+    anonymous memory is what the process allocated.
     """
     out: dict[str, int] = {}
     status = Path("/proc/self/status")

@@ -63,7 +63,8 @@ def _suite_rows(suite: dict[str, Any]) -> list[str]:
         )
     untrimmed = decode["untrimmed_cpu_ratio"].get("hnggml")
     if untrimmed:
-        rows += ["", f"hnggml decode CPU ratio with every step counted (total CPU over tokens): {_spread(untrimmed, 3)}."]
+        rows += ["", "hnggml decode CPU ratio with every step counted (total CPU over tokens): "
+                 f"{_spread(untrimmed, 3)}."]
     py = decode.get("python_callback_ratio")
     if py:
         rows += ["", f"Python callback overhead over C monitor overhead, per pair: {_spread(py)}"
@@ -110,7 +111,8 @@ def _scaling_rows(scaling: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in scaling["rows"]:
-        rows.append(f"| {r['layers']} | {r['neurons_per_layer']} | {r['neurons']} | {_spread(r['decode_cpu_ratio'], 3)} "
+        rows.append(f"| {r['layers']} | {r['neurons_per_layer']} | {r['neurons']} "
+                    f"| {_spread(r['decode_cpu_ratio'], 3)} "
                     f"| {_spread(r['decode_overhead_ms_per_token'], 3)} | {_spread(r['prefill_cpu_ratio'], 3)} |")
     return rows
 
@@ -169,7 +171,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _suite_rows(suite)
     lines += ["## Peak RSS", "", f"One process per configuration and pair, n_ctx {cfg['n_ctx']}, VmHWM after a "
               "short completion and one prefill. Anonymous RSS (RssAnon, read at the end) leaves out the pages "
-              "of the memory-mapped model file, whose count varies with the page cache.", "", *_rss_rows(results["rss"]), ""]
+              "of the memory-mapped model file, whose count varies with the page cache.", "",
+              *_rss_rows(results["rss"]), ""]
     if results.get("scaling"):
         lines += ["## Scaling with monitored layers and neurons", "", *_scaling_rows(results["scaling"]), ""]
     lines += ["## Probe scoring", "", "One feature vector per call, numpy, median (min to max) of 7 repeats.", "",

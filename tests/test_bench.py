@@ -1,7 +1,7 @@
 """bench/bench.py --smoke runs end to end and reports every headline key.
 
-Timings on a shared machine say nothing about hnggml, so nothing here checks
-a measured value: only that the harness runs and its output is complete.
+Timings on a shared machine tell nothing about hnggml, so no test checks a
+measured value, only that the harness runs and its output is complete.
 """
 
 from __future__ import annotations
