@@ -538,9 +538,10 @@ static inline float fast_exp_nonpositive(float x) {
     return p;
 }
 
-/* On x86-64 Linux, build an AVX2+FMA copy too and pick it at load time. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define HN_CLONES __attribute__((target_clones("avx2,fma", "default")))
+/* On x86-64 Linux with GCC 11 or newer, also build x86-64-v4 (AVX-512) and
+ * x86-64-v3 (AVX2, FMA) copies; the loader picks one for the CPU. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define HN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define HN_CLONES
 #endif
@@ -561,6 +562,15 @@ HN_CLONES static void sum_exp(const float *logits, int32_t n, float max, float *
     *weighted_out = weighted;
 }
 
+HN_CLONES static float row_max(const float *logits, int32_t n) {
+    float max = logits[0];
+#pragma omp simd reduction(max : max)
+    for (int32_t i = 1; i < n; i++) {
+        max = logits[i] > max ? logits[i] : max;
+    }
+    return max;
+}
+
 void hn_logit_stats(const float *logits, int32_t n_vocab, int32_t token, float *out) {
     if (out == NULL) {
         return;
@@ -569,11 +579,7 @@ void hn_logit_stats(const float *logits, int32_t n_vocab, int32_t token, float *
         out[0] = out[1] = out[2] = out[3] = NAN;
         return;
     }
-    float max = logits[0];
-#pragma omp simd reduction(max : max)
-    for (int32_t i = 1; i < n_vocab; i++) {
-        max = logits[i] > max ? logits[i] : max;
-    }
+    float max = row_max(logits, n_vocab);
     float sum = 0.0f;
     float weighted = 0.0f;
     sum_exp(logits, n_vocab, max, &sum, &weighted);
