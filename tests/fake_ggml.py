@@ -20,6 +20,7 @@ copy. Nothing here imports llama_cpp.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,8 +259,11 @@ class ReferenceMonitor:
         self.data: dict[FakeTensor, np.ndarray] = {}
         self.scaled_rows = 0
         """Rows of z multiplied so far, for coverage counts."""
+        self.status_events: Counter[int] = Counter()
+        """Errors raised per status code, including those after the first, for coverage counts."""
 
     def _set_status(self, status: int) -> None:
+        self.status_events[status] += 1
         if self.status == OK:
             self.status = status
 
@@ -374,6 +378,8 @@ class ReferenceMonitor:
         rows, width = shape
         if rows > 0 and width != self.n_ff:
             self._set_status(ERR_SHAPE)
+            return
+        if rows == 0:
             return
         data = self.data[tensor]
         self.scaled_rows += rows

@@ -7,12 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
 
 
-@pytest.mark.xfail(strict=True, reason="the absolute RSS bound also counts llama_cpp.Llama's own growth (about 160 MiB over 80 plain requests here); see tests/QUARANTINES.md")
 def test_soak_quick_has_no_growth(tmp_path, model_path, probe_path):
     report_path = tmp_path / "soak.json"
     result = subprocess.run(

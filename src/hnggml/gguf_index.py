@@ -91,6 +91,8 @@ class _HeaderCursor:
             item_type, count = self.unpack("IQ")
             if item_type in _SCALAR_FORMATS:
                 self.offset += count * struct.calcsize("<" + _SCALAR_FORMATS[item_type])
+                if self.offset > len(self.buffer):
+                    raise struct.error(f"array of {count} items runs past the end of the file")
             else:
                 for _ in range(count):
                     self.read_value(item_type)
