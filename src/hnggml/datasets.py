@@ -150,10 +150,7 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[QAItem]:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from error
+            record = _parse_line(line, path, line_number)
             item = _parse_record(record, path, line_number)
             if item.id in first_line_of_id:
                 raise ValueError(
@@ -256,6 +253,8 @@ def _load_triviaqa_json(path: Path) -> list[QAItem]:
             document = json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: invalid JSON ({error.msg} at line {error.lineno})") from error
+    except RecursionError:
+        raise ValueError(f"{path}: invalid JSON (nested too deeply to parse)") from None
     if not isinstance(document, dict) or not isinstance(document.get("Data"), list):
         raise ValueError(f'{path}: expected a TriviaQA JSON object with a "Data" list at the top level')
     items = []
@@ -330,10 +329,7 @@ def load_nq_open(path: str | os.PathLike[str]) -> list[QAItem]:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from error
+            record = _parse_line(line, path, line_number)
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{line_number}: each line must be a JSON object, got {type(record).__name__}")
             question = record.get("question")
@@ -363,14 +359,21 @@ def load_nq_open(path: str | os.PathLike[str]) -> list[QAItem]:
 # ---------------------------------------------------------------------------
 
 
+def _parse_line(line: str, path: Path, line_number: int) -> Any:
+    """Parse one JSONL line, turning malformed or too deeply nested JSON into ValueError."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from error
+    except RecursionError:
+        raise ValueError(f"{path}:{line_number}: invalid JSON (nested too deeply to parse)") from None
+
+
 def _first_record(path: Path) -> Any:
     with path.open("r", encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if line.strip():
-                try:
-                    return json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from error
+                return _parse_line(line, path, line_number)
     raise ValueError(f"{path}: contains no records; expected one JSON object per line")
 
 
