@@ -30,6 +30,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report_sections import write_report  # noqa: E402
 
 SET_TITLES = {
     "false_premise": "false premise",
@@ -229,9 +232,14 @@ def findings(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def model_section(name: str, summary: dict[str, Any], image: Path, docs_dir: Path) -> list[str]:
+def model_section(name: str, summary: dict[str, Any], image: Path, docs_dir: Path,
+                  command: str = "") -> list[str]:
+    limit_note = f"{summary['limit']} items per set" if summary.get("limit") else "all items"
     lines = [
         f"## {summary['model']}",
+        "",
+        f"Generated on {date.today().isoformat()} by `{command}` ({limit_note}, "
+        f"{summary.get('trivia_limit')} trivia questions).",
         "",
         f"{summary['n_neurons']} H-neurons, {summary['style']} prompts, greedy answers of at most "
         f"{summary['max_tokens']} tokens, alphas {', '.join(alpha_text(a) for a in summary['alphas'])}.",
@@ -361,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     alphas = parse_alphas(args.alphas)
     out = Path(args.out)
     docs_dir = out.parent
-    sections: list[str] = []
+    command = "python scripts/intervention_report.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    sections: dict[str, str] = {}
     for spec in args.model or default_models():
         name, model, probe = parse_model(spec)
         probe_path = Path(probe) if probe else find_probe(model)
@@ -375,24 +384,16 @@ def main(argv: list[str] | None = None) -> int:
                                  trivia_limit=args.trivia_limit, control=not args.no_control,
                                  n_threads=args.threads)
         summary["probe"] = str(probe_path)
+        summary["limit"] = args.limit
+        summary["trivia_limit"] = args.trivia_limit
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
         image = plot_curves(name, summary, docs_dir / "img")
-        sections += model_section(name, summary, image, docs_dir)
+        sections[name] = "\n".join(model_section(name, summary, image, docs_dir, command))
 
     if not sections:
         print("no model had a probe; docs not written", file=sys.stderr)
         return 1
-    limit_note = f"{args.limit} items per set" if args.limit else "all items"
-    footer = [
-        "",
-        f"Generated on {date.today().isoformat()} by `scripts/intervention_report.py` ({limit_note}, "
-        f"{args.trivia_limit} trivia questions).",
-        "",
-    ]
-    text = HEADER + "\n" + "\n".join(sections) + "\n".join(footer)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    write_report(out, sections, HEADER)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
