@@ -42,9 +42,19 @@ def fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def features_dir(run_dir: Path) -> Path:
+    """Return the folder holding a training run's features: RUN/ itself, or RUN/first/ or RUN/greedy/."""
+    for folder in (run_dir, run_dir / "first", run_dir / "greedy"):
+        if (folder / "feature_ids.json").exists():
+            return folder
+    raise FileNotFoundError(f"{run_dir} holds no features (feature_ids.json); pass the folder of a finished "
+                            "`hnggml train --out` run")
+
+
 def load_run(run_dir: Path):
     from hnggml.collect import read_records
 
+    run_dir = features_dir(run_dir)
     ids = json.loads((run_dir / "feature_ids.json").read_text())
     X = np.load(run_dir / "features.npy", mmap_mode="r")
     S = np.load(run_dir / "signals.npy")
@@ -55,9 +65,14 @@ def load_run(run_dir: Path):
 
 
 def samples_file(run_dir: Path) -> Path:
-    """Return the collection file behind a feature folder (run/ or run/greedy/)."""
-    direct = run_dir / "samples.jsonl"
-    return direct if direct.exists() else run_dir.parent / f"samples-{run_dir.name}.jsonl"
+    """Return the collection file behind a feature folder (run/, run/first/ or run/greedy/)."""
+    candidates = [run_dir / "samples.jsonl", run_dir.parent / f"samples-{run_dir.name}.jsonl",
+                  run_dir.parent / "samples.jsonl"]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"no samples.jsonl for the features in {run_dir}; pass the folder that "
+                            "`hnggml train --out` wrote (or its first/ or greedy/ subfolder)")
 
 
 def roc_points(y: np.ndarray, score: np.ndarray):
@@ -149,10 +164,11 @@ def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_d
         f"Probe `{probe_path.name}`: {probe.n_neurons} neurons of "
         f"{probe.model['n_layer'] * probe.model['n_ff']} "
         f"({probe.n_neurons / (probe.model['n_layer'] * probe.model['n_ff']) * 1000:.2f} per mille), C = {t.get('C')}, "
-        f"trained on {t.get('n_consistent')} consistently answered questions "
-        f"({t.get('n_hallucinated')} hallucinated) out of {t.get('n_questions')} sampled "
-        f"{t.get('n_samples')} times. Second stage (combined risk): "
+        f"trained on {training_note(t)}. Second stage (combined risk): "
         f"{'yes' if probe.combiner is not None else 'no, the neuron stage alone won in cross-validation'}.",
+        "",
+        f"The leave-one-group-out table, the consistency counts and the C sweep use the features of the "
+        f"training run in `{run_dir}` ({run_note(run_dir)}).",
         "",
         "### Held-out sets (one sampled answer per question)",
         "",
@@ -197,24 +213,31 @@ def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_d
     C = float(t.get("C"))
     loco = leave_one_group_out(X, S, y, groups, C)
     lines += [
-        "### Leave one category group out (training corpus, consistent answers, teacher-forced)",
+        "### Leave one category group out (training corpus, teacher-forced answers)",
         "",
-        "| held-out group | n | wrong | risk | H-neurons | entropy | mean log-prob | 1 - min prob | neurons |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Each group's questions are left out in turn; the neuron stage and the second stage are fitted on "
+        "the other groups only. \"risk without neurons\" is the same second stage fitted on the logit "
+        "signals alone, so the difference between the two risk columns is what the H-neurons add.",
+        "",
+        "| held-out group | n | wrong | risk | risk without neurons | H-neurons | entropy | mean log-prob | "
+        "1 - min prob | neurons |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in loco["rows"]:
-        lines.append(f"| {r['group']} | {r['n']} | {r['n_hallucinated']} | {fmt(r['risk'])} | {fmt(r['h_neurons'])} | "
+        lines.append(f"| {r['group']} | {r['n']} | {r['n_hallucinated']} | {fmt(r['risk'])} | "
+                     f"{fmt(r.get('risk_without_neurons'))} | {fmt(r['h_neurons'])} | "
                      f"{fmt(r['entropy'])} | {fmt(r['neg_logprob'])} | {fmt(r['one_minus_min_prob'])} | {r['neurons']} |")
     sm = loco["summary"]
     lines.append("| **mean over groups** | | | " + " | ".join(
-        fmt(sm.get(k, {}).get("mean")) for k in ("risk", "h_neurons", "entropy", "neg_logprob", "one_minus_min_prob")) + " | |")
+        fmt(sm.get(k, {}).get("mean")) for k in ("risk", "risk_without_neurons", "h_neurons", "entropy",
+                                                 "neg_logprob", "one_minus_min_prob")) + " | |")
     cat_auroc = category_only(y, categories)
     lines += ["", f"Category-only baseline (logistic regression on the one-hot category, 5-fold): AUROC {cat_auroc:.3f} "
               f"on the same {len(y)} training questions. Cross-validated AUROC of the full probe on them: "
               f"{fmt(probe.metrics.get('cv_auroc', {}).get('risk'))}.", ""]
 
-    sampled_file = run_dir / "samples.jsonl" if (run_dir / "samples.jsonl").exists() else run_dir.parent / "samples.jsonl"
-    if sampled_file.exists():
+    sampled_file = samples_file(features_dir(run_dir))
+    if t.get("decoding", "sample") == "sample":
         from hnggml.analysis import consistency_survival
 
         survival = consistency_survival(read_records(sampled_file))
@@ -267,6 +290,23 @@ def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_d
     lines += [f"![risk against length](img/{length_png})", ""]
     return "\n".join(lines), {"summary": summary, "loco": loco, "category_only": cat_auroc, "length": lc,
                               "aggregation": agg}
+
+
+def training_note(training: dict) -> str:
+    n, wrong, total = training.get("n_consistent"), training.get("n_hallucinated"), training.get("n_questions")
+    if training.get("labels") == "first":
+        return (f"{n} questions labelled by their first sampled answer ({wrong} hallucinated) out of {total} "
+                f"sampled up to {training.get('n_samples')} times")
+    if training.get("decoding") == "greedy":
+        return f"{n} questions labelled by their greedy answer ({wrong} hallucinated) out of {total}"
+    return (f"{n} consistently answered questions ({wrong} hallucinated) out of {total} sampled up to "
+            f"{training.get('n_samples')} times")
+
+
+def run_note(run_dir: Path) -> str:
+    """Describe a training run's label counts from its stored labels."""
+    y = np.load(features_dir(run_dir) / "labels.npy")
+    return f"{len(y)} labelled questions, {int(y.sum())} hallucinated"
 
 
 def label_note(training: dict) -> str:

@@ -80,12 +80,16 @@ def leave_one_group_out(X: np.ndarray, S: np.ndarray, y: np.ndarray, groups: lis
         h_oof = cross_fit(X[train], y[train], C, folds, seed)
         params = fit_combiner(h_oof, S[train], y[train])
         risk_test = combiner_logit(params, h_test, S[test])
+        # The same second stage without the neuron logit: what the neurons add.
+        params_plain = fit_combiner(np.zeros(train.sum()), S[train], y[train])
+        plain_test = combiner_logit(params_plain, np.zeros(test.sum()), S[test])
         row = {
             "group": group,
             "n": int(test.sum()),
             "n_hallucinated": int(y_test.sum()),
             "h_neurons": _safe_auroc(y_test, h_test),
             "risk": _safe_auroc(y_test, risk_test),
+            "risk_without_neurons": _safe_auroc(y_test, plain_test),
             "neurons": int(len(fit.columns)),
         }
         for i, name in enumerate(SIGNALS):
@@ -93,7 +97,7 @@ def leave_one_group_out(X: np.ndarray, S: np.ndarray, y: np.ndarray, groups: lis
                 row[name] = _safe_auroc(y_test, S[test, i])
         rows.append(row)
     summary = {}
-    for key in ("h_neurons", "risk", "entropy", "neg_logprob", "one_minus_min_prob"):
+    for key in ("h_neurons", "risk", "risk_without_neurons", "entropy", "neg_logprob", "one_minus_min_prob"):
         values = [(r[key], r["n"]) for r in rows if r[key] is not None]
         if values:
             summary[key] = {
