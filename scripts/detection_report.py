@@ -43,11 +43,12 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def features_dir(run_dir: Path) -> Path:
-    """Return the folder holding a training run's features: RUN/ itself, or RUN/first/ or RUN/greedy/."""
+    """Return the folder that contains a training run's features: RUN/ itself, RUN/first/ or RUN/greedy/."""
     for folder in (run_dir, run_dir / "first", run_dir / "greedy"):
         if (folder / "feature_ids.json").exists():
             return folder
-    raise FileNotFoundError(f"{run_dir} holds no features (feature_ids.json); pass the folder of a finished "
+    raise FileNotFoundError(f"feature_ids.json not found in {run_dir} or its first/ and greedy/ folders; "
+                            "pass the folder of a finished "
                             "`hnggml train --out` run")
 
 

@@ -20,7 +20,7 @@ def planted(seed=0, n=240, n_features=60):
     return X, S, y, groups
 
 
-def test_leave_one_group_out_reports_every_group_and_signal():
+def test_loco_scores_every_group():
     X, S, y, groups = planted()
     result = leave_one_group_out(X, S, y, groups, C=0.3)
     assert [r["group"] for r in result["rows"]] == ["a", "b", "c", "d"]
@@ -35,7 +35,7 @@ def test_leave_one_group_out_reports_every_group_and_signal():
     assert summary["risk"]["mean"] > summary["risk_without_neurons"]["mean"] + 0.05
 
 
-def test_leave_one_group_out_skips_groups_with_one_class():
+def test_loco_skips_one_class_group():
     X, S, y, groups = planted()
     groups = ["solo" if label == 1 and i < 40 else g for i, (label, g) in enumerate(zip(y, groups))]
     y = np.asarray(y)
@@ -43,7 +43,7 @@ def test_leave_one_group_out_skips_groups_with_one_class():
     assert "solo" not in [r["group"] for r in result["rows"]]
 
 
-def test_category_only_sees_a_label_that_follows_the_category():
+def test_category_only_baseline():
     y = np.array([0, 1] * 50)
     assert category_only(y, ["x" if v else "w" for v in y]) > 0.95
     rng = np.random.default_rng(1)

@@ -15,7 +15,8 @@ def test_rerun_replaces_only_its_own_section():
     second = merge_sections(first, {"b": "## B\nnew b"}, "# unused header")
     assert "Hand-written summary." in second
     assert "old a" in second
-    assert "new b" in second and "old b" not in second
+    assert "new b" in second
+    assert "old b" not in second
     assert second.count("<!-- generated: b -->") == 1
     assert "unused header" not in second
 
@@ -40,5 +41,7 @@ def test_write_report_creates_and_updates_file(tmp_path):
     write_report(out, {"m": "one"}, "# Title")
     write_report(out, {"m": "two"}, "# Title")
     text = out.read_text()
-    assert text.startswith("# Title") and "two" in text and "one" not in text
+    assert text.startswith("# Title")
+    assert "two" in text
+    assert "one" not in text
     assert not (tmp_path / "report.md.tmp").exists()
