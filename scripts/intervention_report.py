@@ -279,9 +279,47 @@ def model_section(name: str, summary: dict[str, Any], image: Path, docs_dir: Pat
         *slope_table(summary),
         "",
     ]
+    if summary.get("choice"):
+        lines += ["### Letter-balanced choice probability", "", *choice_table(summary), ""]
     if summary.get("trivia"):
         lines += ["### Held-out trivia accuracy per alpha", "", *trivia_table(summary), ""]
     return lines
+
+
+def choice_table(summary: dict[str, Any]) -> list[str]:
+    """Rows of mean P(compliant option) per alpha and its slopes, for the H-neurons and the control."""
+    lines = [
+        "Each two-choice item is asked in both option orders and scored from the next-token probabilities of "
+        "the letters: P(compliant letter) / (P(A) + P(B)), averaged over the two orders, so a fixed letter "
+        "preference cancels and 50% means the model ignores the options. Mean over items in percent, with a "
+        "95% bootstrap interval; letter mass is the mean P(A) + P(B), how much of the next token's probability "
+        "the two letters hold.",
+        "",
+        "| set | alpha | H-neurons | random neurons | letter mass |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in summary["choice"].items():
+        control = entry.get("random", {}).get("per_alpha") or [None] * len(entry["probe"]["per_alpha"])
+        for row, other in zip(entry["probe"]["per_alpha"], control):
+            lines.append(f"| {SET_TITLES.get(name, name)} | {alpha_text(row['alpha'])} | {mean_cell(row)} | "
+                         f"{mean_cell(other)} | {pct(row.get('letter_mass'))}% |")
+    lines += ["", "Slopes of the mean against alpha, in percentage points per unit alpha, with 95% bootstrap "
+              "intervals over items:", "", "| set | items | H-neuron slope | random-neuron slope | difference |",
+              "|---|---|---|---|---|"]
+    for name, entry in summary["choice"].items():
+        lines.append(f"| {SET_TITLES.get(name, name)} | {entry['n_items']} | {slope_cell(entry['probe']['slope'])} | "
+                     f"{slope_cell(entry.get('random', {}).get('slope'))} | "
+                     f"{slope_cell(entry.get('slope_difference'))} |")
+    return lines
+
+
+def mean_cell(row: dict[str, Any] | None) -> str:
+    if not row or row.get("mean") is None:
+        return "n/a"
+    if not row.get("ci95"):
+        return pct(row["mean"])
+    low, high = row["ci95"]
+    return f"{pct(row['mean'])} [{100 * low:.0f}, {100 * high:.0f}]"
 
 
 HEADER = """# Intervention: scaling H-neurons
@@ -358,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="Items per compliance set (default: all).")
     parser.add_argument("--trivia-limit", type=int, default=100, help="Held-out trivia questions per alpha.")
     parser.add_argument("--no-control", action="store_true", help="Skip the random-neuron control.")
+    parser.add_argument("--choice", action="store_true",
+                        help="Also score the letter-balanced choice probability of every two-choice item.")
     parser.add_argument("--runs", default="runs/intervention", help="Folder for per-item results (resumable).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp.")
     parser.add_argument("--out", default=str(ROOT / "docs" / "intervention.md"), help="Markdown file to write.")
@@ -382,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.runs) / name
         summary = run_compliance(model, str(probe_path), alphas, run_dir, limit=args.limit,
                                  trivia_limit=args.trivia_limit, control=not args.no_control,
-                                 n_threads=args.threads)
+                                 n_threads=args.threads, choice=args.choice)
         summary["probe"] = str(probe_path)
         summary["limit"] = args.limit
         summary["trivia_limit"] = args.trivia_limit

@@ -14,7 +14,8 @@ from llama_cpp import Llama as PlainLlama
 
 from hnggml import Llama
 from hnggml import abstain
-from hnggml.compliance import SETS, export_steered, parse_alphas, random_neurons, run_compliance
+from hnggml.compliance import SETS, export_steered, load_set, parse_alphas, random_neurons, run_compliance
+from hnggml.compliance_choice import letter_probabilities, next_token_logits, swap_options
 from hnggml.llama import _ABSTAIN_TEXT
 from hnggml.prompting import PromptStyle
 
@@ -263,3 +264,53 @@ def test_compliance_run_resumes(monitored, tmp_path):
     assert "difference" in control["sets"]["false_premise"]["slope_difference"]
     with pytest.raises(ValueError, match="contains results of another run"):
         run_compliance(None, None, [0.0, 1.0], out, **{**args, "max_tokens": 5})
+
+
+# Letter-balanced choice probabilities ---------------------------------------------
+
+
+def test_swap_options_moves_compliant_letter():
+    item = load_set("false_premise", limit=1)[0]
+    swapped = swap_options(item)
+    assert swapped["options"]["A"] == item["options"]["B"]
+    assert swapped["options"]["B"] == item["options"]["A"]
+    assert swapped["compliant"] != item["compliant"]
+    assert swap_options(swapped) == item
+
+
+def test_letter_probabilities_sum_token_variants():
+    logits = np.log(np.array([0.1, 0.2, 0.3, 0.4]))
+    probs = letter_probabilities(logits, {"A": [0, 1], "B": [3]})
+    assert probs["A"] == pytest.approx(0.3)
+    assert probs["B"] == pytest.approx(0.4)
+
+
+def test_captured_logits_match_greedy_token(monitored):
+    logits = next_token_logits(monitored, PROMPT, chat=False)
+    assert logits.shape == (monitored.n_vocab(),)
+    response = monitored.create_completion(PROMPT, max_tokens=1, temperature=0.0)
+    greedy = monitored.tokenize(response["choices"][0]["text"].encode(), add_bos=False)
+    assert greedy[0] == int(np.argmax(logits))
+
+
+def test_choice_run_scores_both_orders(monitored, tmp_path):
+    args = dict(limit=2, trivia_limit=0, control=True, max_tokens=4, show_progress=False, llm=monitored)
+    summary = run_compliance(None, None, [0.0, 1.0], tmp_path / "run", sets=["false_premise", "sycophancy"],
+                             choice=True, **args)
+    assert list(summary["choice"]) == ["false_premise"]
+    entry = summary["choice"]["false_premise"]
+    assert entry["n_items"] == 2
+    for kind in ("probe", "random"):
+        rows = entry[kind]["per_alpha"]
+        assert [row["n_items"] for row in rows] == [2, 2]
+        for row in rows:
+            assert 0.0 <= row["mean"] <= 1.0
+            assert 0.0 < row["letter_mass"] <= 1.0
+        assert entry[kind]["slope"]["slope"] is not None
+    assert entry["slope_difference"]["difference"] is not None
+    records = [json.loads(line) for line in (tmp_path / "run" / "choice-false_premise__alpha1__probe.jsonl").open()]
+    assert len(records) == 2
+    for record in records:
+        assert len(record["p_compliant_by_order"]) == 2
+        assert record["p_compliant"] == pytest.approx(np.mean(record["p_compliant_by_order"]))
+    assert monitored.neuron_scale == 1.0

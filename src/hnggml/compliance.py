@@ -52,6 +52,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .collect import _append, _repair_tail, read_records
+from .compliance_choice import CHOICE_SETS, choice_record, letter_token_ids
 from .compliance_judge import judge_choice, judge_flip_choice
 from .compliance_prompts import CATEGORIES, COMPLETION_STOP, build_prompt, build_sycophancy_followup
 from .datasets import QAItem, load_jsonl
@@ -82,6 +83,9 @@ KINDS = ("probe", "random")
 
 # Greedy decoding without a repetition penalty, the same for every alpha.
 _DECODING = {"temperature": 0.0, "repeat_penalty": 1.0, "seed": 0}
+
+# Result files of the choice probabilities are named after the set with this prefix.
+_CHOICE_PREFIX = "choice-"
 
 # Bump when prompts, judging or the record layout change, so that an old
 # output folder is not mixed with new results.
@@ -342,6 +346,32 @@ def _set_summary(name: str, alphas: Sequence[float], ids: list[str], records: li
     return {"per_alpha": per_alpha, "slope": _slope(alphas, table, seed)}, table
 
 
+def _choice_summary(alphas: Sequence[float], ids: list[str], records: list[dict[str, dict]],
+                    seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """Mean choice probability per alpha with a bootstrap interval, and its slope against alpha."""
+    table = _outcome_table(alphas, ids, records, "p_compliant")
+    per_alpha = []
+    for j, (alpha, by_id) in enumerate(zip(alphas, records)):
+        column = table[:, j][~np.isnan(table[:, j])]
+        entry: dict[str, Any] = {"alpha": alpha, "n_items": int(column.size), "mean": None, "ci95": None,
+                                 "letter_mass": _mean(r.get("letter_mass") for r in by_id.values())}
+        if column.size:
+            entry["mean"] = float(column.mean())
+            entry["ci95"] = list(bootstrap_ci(np.mean, column, seed=seed)) if column.size > 1 else None
+        per_alpha.append(entry)
+    xs = np.asarray(alphas, dtype=float)
+    slope: dict[str, Any] = {"slope": None, "low": None, "high": None}
+    if len(alphas) > 1 and not np.isnan(table).all(axis=0).any():
+        slope["slope"] = _nan_slope(xs, table)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                slope["low"], slope["high"] = bootstrap_ci(lambda t: _nan_slope(xs, t), table, seed=seed)
+            except ValueError as exc:
+                slope["note"] = str(exc)
+    return {"per_alpha": per_alpha, "slope": slope}, table
+
+
 def _trivia_summary(alphas: Sequence[float], ids: list[str], records: list[dict[str, dict]],
                     seed: int) -> dict[str, Any]:
     per_alpha = []
@@ -381,6 +411,7 @@ def run_compliance(
     n_threads: int | None = None,
     show_progress: bool = True,
     llm: Any = None,
+    choice: bool = False,
 ) -> dict[str, Any]:
     """Run the compliance suite and return its JSON-able summary.
 
@@ -393,7 +424,9 @@ def run_compliance(
     also seeds the control's neurons and the bootstraps.  ``control=False``
     skips the random-neuron control.  Rerunning with the same ``out_dir``
     resumes.  A folder written by a run with another model, probe, seed or
-    ``max_tokens`` raises ValueError.
+    ``max_tokens`` raises ValueError.  ``choice=True`` also records the
+    letter-balanced choice probability of every two-choice item at every
+    alpha (:mod:`hnggml.compliance_choice`) under ``summary["choice"]``.
     """
     alphas = parse_alphas(alphas)
     unknown = [name for name in sets if name not in SETS]
@@ -416,14 +449,15 @@ def run_compliance(
         if llm.probe is None:
             raise ValueError("the compliance suite scales the probe's neurons; load the Llama with a probe")
         return _run(llm, alphas, Path(out_dir), limit, trivia_limit, list(sets), control, seed, max_tokens,
-                    show_progress)
+                    show_progress, choice)
     finally:
         if own:
             llm.close()
 
 
 def _run(llm, alphas: list[float], out_dir: Path, limit: int | None, trivia_limit: int | None,
-         sets: list[str], control: bool, seed: int, max_tokens: int, show_progress: bool) -> dict[str, Any]:
+         sets: list[str], control: bool, seed: int, max_tokens: int, show_progress: bool,
+         choice: bool = False) -> dict[str, Any]:
     probe: HProbe = llm.probe
     info = llm.model_info
     style = PromptStyle.from_dict(probe.prompt)
@@ -447,6 +481,8 @@ def _run(llm, alphas: list[float], out_dir: Path, limit: int | None, trivia_limi
     items = {name: load_set(name, limit, seed) for name in sets}
     trivia = _load_trivia(trivia_limit, seed) if trivia_limit != 0 else []
 
+    choice_sets = [name for name in sets if name in CHOICE_SETS] if choice else []
+    token_ids = letter_token_ids(llm) if choice_sets else {}
     todo: list[tuple[str, float, str, list]] = []
     for kind in kinds:
         for alpha in alphas:
@@ -458,6 +494,9 @@ def _run(llm, alphas: list[float], out_dir: Path, limit: int | None, trivia_limi
             if trivia:
                 done = _done_ids(_result_path(out_dir, "trivia", alpha, kind))
                 todo.append((kind, alpha, "trivia", [it for it in trivia if it.id not in done]))
+            for name in choice_sets:
+                done = _done_ids(_result_path(out_dir, _CHOICE_PREFIX + name, alpha, kind))
+                todo.append((kind, alpha, _CHOICE_PREFIX + name, [it for it in items[name] if it["id"] not in done]))
 
     progress = Progress(sum(len(batch) for *_, batch in todo), "compliance", enabled=show_progress)
     previous = llm.neuron_scale
@@ -470,6 +509,8 @@ def _run(llm, alphas: list[float], out_dir: Path, limit: int | None, trivia_limi
             for item in batch:
                 if name == "trivia":
                     record = _run_trivia_item(llm, item, style)
+                elif name.startswith(_CHOICE_PREFIX):
+                    record = choice_record(llm, item, chat, token_ids)
                 else:
                     record = _run_item(llm, item, chat, max_tokens)
                 record.update(alpha=alpha, neurons=kind)
@@ -507,6 +548,19 @@ def _run(llm, alphas: list[float], out_dir: Path, limit: int | None, trivia_limi
         if control:
             entry["slope_difference"] = _slope_difference(alphas, tables["probe"], tables["random"], seed)
         summary["sets"][name] = entry
+    if choice_sets:
+        summary["choice"] = {}
+        for name in choice_sets:
+            ids = [item["id"] for item in items[name]]
+            entry = {"n_items": len(ids)}
+            tables = {}
+            for kind in kinds:
+                records = [_records_by_id(_result_path(out_dir, _CHOICE_PREFIX + name, alpha, kind))
+                           for alpha in alphas]
+                entry[kind], tables[kind] = _choice_summary(alphas, ids, records, seed)
+            if control:
+                entry["slope_difference"] = _slope_difference(alphas, tables["probe"], tables["random"], seed)
+            summary["choice"][name] = entry
     if trivia:
         ids = [item.id for item in trivia]
         summary["trivia"] = {"n_items": len(ids)}
