@@ -14,7 +14,7 @@ from llama_cpp import Llama as PlainLlama
 
 from hnggml import Llama
 from hnggml import abstain
-from hnggml.compliance import SETS, export_steered, load_set, parse_alphas, random_neurons, run_compliance
+from hnggml.compliance import SETS, export_steered, format_table, load_set, parse_alphas, random_neurons, run_compliance
 from hnggml.compliance_choice import letter_probabilities, next_token_logits, swap_options
 from hnggml.llama import _ABSTAIN_TEXT
 from hnggml.prompting import PromptStyle
@@ -308,6 +308,7 @@ def test_choice_run_scores_both_orders(monitored, tmp_path):
             assert 0.0 < row["letter_mass"] <= 1.0
         assert entry[kind]["slope"]["slope"] is not None
     assert entry["slope_difference"]["difference"] is not None
+    assert "false_premise: letter-balanced P(compliant option) (2 items)" in format_table(summary)
     records = [json.loads(line) for line in (tmp_path / "run" / "choice-false_premise__alpha1__probe.jsonl").open()]
     assert len(records) == 2
     for record in records:

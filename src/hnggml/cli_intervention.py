@@ -31,20 +31,25 @@ def _alphas(ctx: click.Context, param: click.Parameter, value: str) -> list[floa
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), default="hnggml-compliance",
               show_default=True, help="Folder for per-item results; rerunning with the same folder resumes.")
 @click.option("--no-control", is_flag=True, help="Skip the random-neuron control.")
+@click.option("--choice", is_flag=True,
+              help="Also score each two-choice item by the next-token probabilities of the option letters, "
+                   "asked in both option orders so that a letter preference cancels.")
 @click.option("--max-tokens", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Maximum length of each model response, in tokens.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the item subsets, the control neurons and the bootstraps.")
 @click.option("--threads", type=click.IntRange(1, 512), default=None, help="CPU threads for llama.cpp.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def compliance(model, probe, alphas, limit, trivia_limit, out_dir, no_control, max_tokens, seed, threads, as_json):
+def compliance(model, probe, alphas, limit, trivia_limit, out_dir, no_control, choice, max_tokens, seed, threads,
+               as_json):
     """Measure over-compliance while the probe's neurons are scaled by each alpha."""
     from .compliance import format_table, run_compliance
     from .errors import HnggmlError
 
     try:
         summary = run_compliance(model, probe, alphas, out_dir, limit=limit, trivia_limit=trivia_limit,
-                                 control=not no_control, seed=seed, max_tokens=max_tokens, n_threads=threads)
+                                 control=not no_control, seed=seed, max_tokens=max_tokens, n_threads=threads,
+                                 choice=choice)
     except (HnggmlError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary) if as_json else format_table(summary))

@@ -613,6 +613,18 @@ def format_table(summary: dict[str, Any]) -> str:
                              f"{_pct(row['unparsed']):>9}  {n}{extra}")
         if "slope_difference" in entry:
             lines.append(f"  probe minus random slope: {_slope_text(entry['slope_difference'])}")
+    for name, entry in (summary.get("choice") or {}).items():
+        lines.append("")
+        lines.append(f"{name}: letter-balanced P(compliant option) ({entry['n_items']} items)")
+        for kind in KINDS:
+            if kind not in entry:
+                continue
+            lines.append(f"  {kind} neurons: slope {_slope_text(entry[kind]['slope'])}")
+            for row in entry[kind]["per_alpha"]:
+                lines.append(f"    alpha {_alpha_name(row['alpha']):>5}  mean {_pct(row['mean'])}%  "
+                             f"{_ci(row['ci95'])}  letter mass {_pct(row['letter_mass'])}%")
+        if "slope_difference" in entry:
+            lines.append(f"  probe minus random slope: {_slope_text(entry['slope_difference'])}")
     trivia = summary.get("trivia")
     if trivia:
         lines.append("")
