@@ -207,14 +207,20 @@ def choose_C(X: np.ndarray, y: np.ndarray, grid: list[float], folds: np.ndarray,
     return best, scores
 
 
-def fit_combiner(h_logit: np.ndarray, S: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Fit the second stage on out-of-fold neuron logits and logit signals."""
+def fit_combiner(h_logit: np.ndarray, S: np.ndarray, y: np.ndarray,
+                 inputs: list[str] | None = None) -> dict[str, Any]:
+    """Fit the second stage on out-of-fold neuron logits and logit signals.
+
+    ``inputs`` selects the columns (default :data:`COMBINER_INPUTS`); a single
+    signal gives a calibrated version of that signal.
+    """
+    inputs = list(COMBINER_INPUTS if inputs is None else inputs)
     columns = {"h_logit": h_logit, **{name: S[:, i] for i, name in enumerate(SIGNALS)}}
-    Xc = np.column_stack([columns[name] for name in COMBINER_INPUTS])
+    Xc = np.column_stack([columns[name] for name in inputs])
     mean, scale = _standardise(Xc)
     model = logistic(False, 1.0).fit((Xc - mean) / scale, y)
     return {
-        "inputs": list(COMBINER_INPUTS),
+        "inputs": inputs,
         "mean": mean,
         "scale": scale,
         "coef": model.coef_.ravel(),
@@ -226,6 +232,58 @@ def combiner_logit(params: dict[str, Any], h_logit: np.ndarray, S: np.ndarray) -
     columns = {"h_logit": h_logit, **{name: S[:, i] for i, name in enumerate(SIGNALS)}}
     Xc = np.column_stack([columns[name] for name in params["inputs"]])
     return ((Xc - params["mean"]) / params["scale"]) @ params["coef"] + params["intercept"]
+
+
+# Choosing the default risk ------------------------------------------------------------
+
+# Candidates for the default risk: the column of the leave-one-group-out
+# summary that scores each, and the second-stage inputs that compute it
+# (None: the neuron stage alone, with no second stage).
+DEFAULT_RISK_CANDIDATES: dict[str, list[str] | None] = {
+    "combined": list(COMBINER_INPUTS),
+    "signals": ["entropy", "neg_logprob", "one_minus_min_prob"],
+    "h_neurons": None,
+    "entropy": ["entropy"],
+    "neg_logprob": ["neg_logprob"],
+    "one_minus_min_prob": ["one_minus_min_prob"],
+}
+_LOCO_KEYS = {"combined": "risk", "signals": "risk_without_neurons"}
+
+
+def choose_default_risk(X: np.ndarray, S: np.ndarray, y: np.ndarray, categories: list[str], C: float,
+                        seed: int = 0) -> dict[str, Any] | None:
+    """Pick the default risk by its mean AUROC on held-out category groups of the training questions.
+
+    Each group of categories (:func:`hnggml.analysis.category_group`) with at
+    least 5 right and 5 wrong answers is left out in turn, and every candidate
+    of :data:`DEFAULT_RISK_CANDIDATES` is fitted on the other groups and
+    scored on it. Returns ``{"choice", "inputs", "loco_auroc", "groups"}``, or
+    None when no group qualifies.
+    """
+    from .analysis import category_group, leave_one_group_out
+
+    loco = leave_one_group_out(X, S, y, [category_group(c) for c in categories], C, seed)
+    if not loco["rows"]:
+        return None
+    scores = {}
+    for name in DEFAULT_RISK_CANDIDATES:
+        entry = loco["summary"].get(_LOCO_KEYS.get(name, name))
+        if entry is not None:
+            scores[name] = entry["mean"]
+    choice = max(scores, key=lambda name: (scores[name], name == "combined"))
+    return {"choice": choice, "inputs": DEFAULT_RISK_CANDIDATES[choice], "loco_auroc": scores,
+            "groups": [row["group"] for row in loco["rows"]]}
+
+
+def out_of_fold_combiner(h_oof: np.ndarray, S: np.ndarray, y: np.ndarray, folds: np.ndarray,
+                         inputs: list[str]) -> np.ndarray:
+    """Return out-of-fold second-stage logits for ``inputs``."""
+    out = np.zeros(len(y))
+    for f in np.unique(folds):
+        test = folds == f
+        params = fit_combiner(h_oof[~test], S[~test], y[~test], inputs)
+        out[test] = combiner_logit(params, h_oof[test], S[test])
+    return out
 
 
 # Pipeline ------------------------------------------------------------------------
@@ -355,21 +413,27 @@ def train(
     for i, name in enumerate(SIGNALS):
         metrics["cv_auroc"][name] = float(auroc(y, S[:, i]))
 
-    # The second stage is trained on out-of-fold neuron logits and kept only
+    # The second stage is trained on out-of-fold neuron logits. Which risk
+    # becomes the default is decided on category groups left out of training,
+    # because cross-validation over the same categories rewards recognising
+    # the question type. Without a qualifying group, the combination is kept
     # when its own out-of-fold AUROC beats every single signal.
-    comb_oof = np.zeros(len(y))
-    for f in np.unique(folds):
-        test = folds == f
-        params = fit_combiner(oof[~test], S[~test], y[~test])
-        comb_oof[test] = combiner_logit(params, oof[test], S[test])
+    comb_oof = out_of_fold_combiner(oof, S, y, folds, list(COMBINER_INPUTS))
     metrics["cv_auroc"]["combined"] = float(auroc(y, comb_oof))
-    best_single = max(v for k, v in metrics["cv_auroc"].items() if k not in ("combined", "n_tokens"))
+    categories = [sample.record.get("category", "") for sample in kept]
+    selection = choose_default_risk(X, S, y, categories, C, seed)
+    if selection is not None:
+        inputs = selection["inputs"]
+        metrics["loco_auroc"] = selection["loco_auroc"]
+        metrics["loco_groups"] = selection["groups"]
+    else:
+        best_single = max(v for k, v in metrics["cv_auroc"].items() if k not in ("combined", "n_tokens"))
+        inputs = list(COMBINER_INPUTS) if metrics["cv_auroc"]["combined"] > best_single else None
     combiner = None
     risk_oof = oof
-    if metrics["cv_auroc"]["combined"] > best_single:
-        params = fit_combiner(oof, S, y)
-        combiner = Combiner(**params)
-        risk_oof = comb_oof
+    if inputs is not None:
+        combiner = Combiner(**fit_combiner(oof, S, y, inputs))
+        risk_oof = out_of_fold_combiner(oof, S, y, folds, inputs)
     metrics["cv_auroc"]["risk"] = float(auroc(y, risk_oof))
     threshold = _youden_threshold(y, 1.0 / (1.0 + np.exp(-risk_oof)))
 
@@ -421,6 +485,10 @@ def train(
             "C_grid_cv_auroc": {str(k): v for k, v in C_scores.items()},
             "l1_nonzero": fit.l1_nonzero,
             "seed": seed,
+            "default_risk": selection["choice"] if selection is not None else
+            ("combined" if inputs is not None else "h_neurons"),
+            "default_risk_rule": "best mean leave-one-group-out AUROC" if selection is not None else
+            "cross-validated AUROC",
         },
         metrics=metrics,
         controls=controls,
