@@ -345,7 +345,10 @@ two-choice items of `data/compliance/` at every alpha:
 
 Responses are judged by `hnggml.compliance_judge.judge_choice`, which accepts
 the option's text as well as its letter. A response it cannot read counts as
-unparsed and is left out of the rate. The control scales as many random
+unparsed and is left out of the rate. With `--choice`, each two-choice item
+is also scored from the next-token probabilities of the option letters, asked
+in both option orders so that a fixed letter preference cancels (see "Letter-balanced
+choice probability" below). The control scales as many random
 neurons per layer through the same alphas. Held-out trivia accuracy at each
 alpha measures the cost of the intervention. alpha 1 is the unmodified model.
 
