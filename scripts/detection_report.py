@@ -165,8 +165,7 @@ def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_d
         f"Probe `{probe_path.name}`: {probe.n_neurons} neurons of "
         f"{probe.model['n_layer'] * probe.model['n_ff']} "
         f"({probe.n_neurons / (probe.model['n_layer'] * probe.model['n_ff']) * 1000:.2f} per mille), C = {t.get('C')}, "
-        f"trained on {training_note(t)}. Second stage (combined risk): "
-        f"{'yes' if probe.combiner is not None else 'no, the neuron stage alone won in cross-validation'}.",
+        f"trained on {training_note(t)}. {default_risk_note(probe)}",
         "",
         f"The leave-one-group-out table, the consistency counts and the C sweep use the features of the "
         f"training run in `{run_dir}` ({run_note(run_dir)}).",
@@ -214,7 +213,11 @@ def model_section(name: str, model: str, run_dir: Path, probe_path: Path, eval_d
     C = float(t.get("C"))
     loco = leave_one_group_out(X, S, y, groups, C)
     lines += ["### Leave one category group out (training corpus, teacher-forced answers)", "",
-              f"Questions of the training run as the probe was labelled ({len(y)} questions).", "",
+              "Each group's questions are left out in turn; the neuron stage and the second stage are fitted on "
+              "the other groups only. \"risk without neurons\" is the same second stage fitted on the logit "
+              "signals alone, so the difference between the two risk columns is what the H-neurons add. Groups "
+              "with fewer than 5 right or 5 wrong answers are not scored.", "",
+              f"Questions of the training run, labelled as for the probe ({len(y)} questions):", "",
               *loco_table(loco)]
     first_dir = run_dir / "first"
     if features_dir(run_dir) != first_dir and (first_dir / "feature_ids.json").exists():
@@ -298,6 +301,19 @@ def training_note(training: dict) -> str:
             f"{training.get('n_samples')} times")
 
 
+def default_risk_note(probe) -> str:
+    """Say which score the probe returns as its risk, and how that was chosen."""
+    rule = probe.training.get("default_risk_rule", "cross-validated AUROC")
+    if probe.combiner is None:
+        what = "the neuron stage alone"
+    elif "h_logit" in probe.combiner.inputs:
+        what = "a second stage over the neuron logit and " + ", ".join(
+            name for name in probe.combiner.inputs if name != "h_logit")
+    else:
+        what = "a second stage over " + ", ".join(probe.combiner.inputs) + ", without the neurons"
+    return f"Default risk: {what} (chosen by {rule})."
+
+
 def run_note(run_dir: Path) -> str:
     """Describe a training run's label counts from its stored labels."""
     y = np.load(features_dir(run_dir) / "labels.npy")
@@ -307,11 +323,6 @@ def run_note(run_dir: Path) -> str:
 def loco_table(loco: dict) -> list[str]:
     """Rows of a leave-one-group-out result: one per held-out group, then the means."""
     lines = [
-        "Each group's questions are left out in turn; the neuron stage and the second stage are fitted on "
-        "the other groups only. \"risk without neurons\" is the same second stage fitted on the logit "
-        "signals alone, so the difference between the two risk columns is what the H-neurons add. Groups "
-        "with fewer than 5 right or 5 wrong answers are not scored.",
-        "",
         "| held-out group | n | wrong | risk | risk without neurons | H-neurons | entropy | mean log-prob | "
         "1 - min prob | neurons |",
         "|---|---|---|---|---|---|---|---|---|---|",
