@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = int(probe.training.get("seed", 0))
     selection = choose_default_risk(X, S, y, categories, C, seed)
     if selection is None:
-        print("no category group has 5 right and 5 wrong answers; the probe is left as it is", file=sys.stderr)
+        print("no category group has 5 right and 5 wrong answers; the probe was not changed", file=sys.stderr)
         return 1
     scores = ", ".join(f"{name} {value:.3f}" for name, value in selection["loco_auroc"].items())
     print(f"leave-one-group-out mean AUROC over {len(selection['groups'])} groups: {scores}")

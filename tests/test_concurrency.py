@@ -106,10 +106,25 @@ def test_two_instances_keep_separate_monitors(model_path, probe_path, other_prob
     for got_list, expected_list in zip(threaded, sequential):
         for got, expected in zip(got_list, expected_list):
             assert_same_outcome(got, expected)
-    # The two probes read different neurons, so the same prompt scores differently.
-    assert threaded[0][2][2] != threaded[1][0][2]
+    # The two probes read different neurons, so the same prompt gives different CETT rows.
+    assert not np.array_equal(threaded[0][2][3], threaded[1][0][3])
     first.close()
     second.close()
+
+
+def test_parallel_construction_restores_context_params(model_path, probe_path, other_probe):
+    """Instances built in several threads leave llama_cpp's default context parameters as they were."""
+    import llama_cpp.llama_cpp as llama_cpp_lib
+
+    original = llama_cpp_lib.llama_context_default_params
+    for _ in range(3):
+        instances = run_threads([lambda: make_llama(model_path, probe_path),
+                                 lambda: make_llama(model_path, other_probe),
+                                 lambda: make_llama(model_path, probe_path)])
+        assert llama_cpp_lib.llama_context_default_params is original
+        for llm in instances:
+            llm.close()
+    assert not llama_cpp_lib.llama_context_default_params().cb_eval
 
 
 @pytest.fixture(scope="module")

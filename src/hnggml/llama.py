@@ -188,15 +188,19 @@ class Llama(llama_cpp.Llama):
     def _init_with_callback(self, path: str, args: tuple, kwargs: dict) -> None:
         callback = self.monitor.ctypes_callback(llama_cpp_lib.ggml_backend_sched_eval_callback)
         user_data = self.monitor.ctypes_user_data()
-        original = llama_cpp_lib.llama_context_default_params
-
-        def params_with_callback():
-            params = original()
-            params.cb_eval = callback
-            params.cb_eval_user_data = user_data
-            return params
 
         with _PARAMS_PATCH_LOCK:
+            # Read the function under the lock: read before it, it could be
+            # another thread's patch, which this thread would then restore
+            # for good, so every later context would call that monitor.
+            original = llama_cpp_lib.llama_context_default_params
+
+            def params_with_callback():
+                params = original()
+                params.cb_eval = callback
+                params.cb_eval_user_data = user_data
+                return params
+
             llama_cpp_lib.llama_context_default_params = params_with_callback
             try:
                 super().__init__(path, *args, **kwargs)
