@@ -12,6 +12,7 @@ Importing this module registers the command on :data:`hnggml.cli.main`.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import click
@@ -165,7 +166,7 @@ def chat(model: str | None, probe: str | None, risk_threshold: float | None, max
     use_template = chat_format is not None or _has_chat_template(llm)
     session = ChatSession(llm, use_template=use_template, system=system, max_tokens=max_tokens,
                           temperature=temperature)
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin
     interactive = stdin.isatty()
     if interactive:
         click.echo("Type a message and press Enter; /reset clears the history, /quit ends.", err=True)
