@@ -112,7 +112,7 @@ def test_two_instances_keep_separate_monitors(model_path, probe_path, other_prob
     second.close()
 
 
-def test_parallel_construction_restores_context_params(model_path, probe_path, other_probe):
+def test_parallel_init_restores_params(model_path, probe_path, other_probe):
     """Instances built in several threads leave llama_cpp's default context parameters as they were."""
     import llama_cpp.llama_cpp as llama_cpp_lib
 

@@ -190,9 +190,9 @@ class Llama(llama_cpp.Llama):
         user_data = self.monitor.ctypes_user_data()
 
         with _PARAMS_PATCH_LOCK:
-            # Read the function under the lock: read before it, it could be
+            # Read the function under the lock. Read earlier, it could be
             # another thread's patch, which this thread would then restore
-            # for good, so every later context would call that monitor.
+            # for good, and every later context would call that monitor.
             original = llama_cpp_lib.llama_context_default_params
 
             def params_with_callback():
