@@ -40,6 +40,9 @@ def load_llama(model: str | None, probe: str | None, **kwargs):
     from .llama import Llama
 
     kwargs.setdefault("verbose", False)
+    # --threads caps prompt decoding too; llama-cpp-python would use every core for it.
+    if kwargs.get("n_threads") is not None:
+        kwargs.setdefault("n_threads_batch", kwargs["n_threads"])
     try:
         return Llama(model, probe=probe, **kwargs)
     except (HnggmlError, OSError, ValueError) as exc:

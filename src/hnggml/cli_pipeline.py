@@ -64,8 +64,9 @@ def train(model, data, out_dir, probe_out, n_samples, max_questions, max_per_rel
 @model_option
 @probe_option
 @click.option("--data", "-d", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Question file to score (JSONL lines {\"question\", \"answers\"}; \"answerable\": false "
-              "for questions about things that do not exist); repeat for several.")
+              help="Question file to score: UTF-8 JSONL lines with \"id\", \"question\", \"answers\" (a list of "
+              "aliases), \"category\" and \"source\"; \"answerable\": false with empty answers marks a question "
+              "about something that does not exist. Repeat for several files with distinct names.")
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), default="hnggml-eval", show_default=True,
               help="Folder for per-question results; rerunning with the same folder resumes.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score at most this many questions per file.")

@@ -242,7 +242,13 @@ def _check_run_config(out_dir: Path, config: dict[str, Any]) -> None:
     """Write run.json, or check that an existing one describes the same run."""
     path = out_dir / "run.json"
     if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a valid run file ({exc}); delete {out_dir} or pass a different "
+                             "output folder") from exc
         for key, value in config.items():
             if old.get(key) != value:
                 raise ValueError(
@@ -444,7 +450,7 @@ def run_compliance(
     if own:
         from .llama import Llama
 
-        llm = Llama(model, probe=probe, n_ctx=1024, n_threads=n_threads, seed=seed, verbose=False)
+        llm = Llama(model, probe=probe, n_ctx=1024, n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False)
     try:
         if llm.probe is None:
             raise ValueError("the compliance suite scales the probe's neurons; load the Llama with a probe")

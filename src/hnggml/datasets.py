@@ -146,7 +146,7 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[QAItem]:
     path = Path(path)
     items: list[QAItem] = []
     first_line_of_id: dict[str, int] = {}
-    with path.open("r", encoding="utf-8") as handle:
+    with path.open("r", encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -249,7 +249,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _load_triviaqa_json(path: Path) -> list[QAItem]:
     try:
-        with path.open("r", encoding="utf-8") as handle:
+        with path.open("r", encoding="utf-8-sig") as handle:
             document = json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: invalid JSON ({error.msg} at line {error.lineno})") from error
@@ -325,7 +325,7 @@ def load_nq_open(path: str | os.PathLike[str]) -> list[QAItem]:
     """
     path = Path(path)
     items: list[QAItem] = []
-    with path.open("r", encoding="utf-8") as handle:
+    with path.open("r", encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -364,13 +364,13 @@ def _parse_line(line: str, path: Path, line_number: int) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from error
+        raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg.removesuffix(' at')} at column {error.colno})") from error
     except RecursionError:
         raise ValueError(f"{path}:{line_number}: invalid JSON (nested too deeply to parse)") from None
 
 
 def _first_record(path: Path) -> Any:
-    with path.open("r", encoding="utf-8") as handle:
+    with path.open("r", encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if line.strip():
                 return _parse_line(line, path, line_number)
@@ -383,16 +383,22 @@ def load_any(path: str | os.PathLike[str]) -> list[QAItem]:
     ``.parquet`` is TriviaQA; ``.json`` with a top-level ``"Data"`` list is
     TriviaQA; JSONL (``.jsonl`` or ``.json`` with one object per line) is the
     shipped schema when the first record has ``"answers"`` and NQ-Open when
-    it has ``"answer"``.
+    it has ``"answer"``. Text files must be UTF-8 (a byte order mark is allowed).
     """
-    path = Path(path)
+    try:
+        return _load_any(Path(path))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text ({exc}); save it as UTF-8 JSONL") from exc
+
+
+def _load_any(path: Path) -> list[QAItem]:
     if not path.is_file():
         raise FileNotFoundError(f"question file not found: {path}")
     if path.suffix == ".parquet":
         return load_triviaqa(path)
 
     if path.suffix == ".json":
-        with path.open("r", encoding="utf-8") as handle:
+        with path.open("r", encoding="utf-8-sig") as handle:
             head = handle.read(4096).lstrip()
         if head.startswith("{") and '"Data"' in head:
             return load_triviaqa(path)

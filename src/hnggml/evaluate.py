@@ -69,8 +69,16 @@ def answer_and_score(llm, forcer, items: list[QAItem], file_name: str, out_path:
         for c in probe.controls
     ]
     _repair_tail(out_path)
-    done = {r["id"] for r in read_records(out_path)}
-    todo = [item for item in items if item.id not in done]
+    stored = {r["id"]: r for r in read_records(out_path)}
+    for item in items:
+        record = stored.get(item.id)
+        if record is not None and (record.get("question") != item.question
+                                   or record.get("answerable", True) != item.answerable):
+            raise ValueError(
+                f"{out_path} holds a result for id {item.id!r} with the question {record.get('question')!r}, but "
+                f"{file_name} now asks {item.question!r}; pass a different --out folder or delete {out_path}"
+            )
+    todo = [item for item in items if item.id not in stored]
     progress = Progress(len(todo), f"evaluating {file_name}", enabled=show_progress)
     for item in todo:
         result = ask(llm, item.question, style, seed=seed, **decoding)
@@ -120,6 +128,10 @@ def _signal_values(records: list[dict[str, Any]], name: str) -> np.ndarray:
     return np.array([r[name] for r in records], dtype=float)
 
 
+def _mean_auroc(y: np.ndarray, values: np.ndarray) -> float:
+    return float(np.mean([auroc(y, values[:, k]) for k in range(values.shape[1])]))
+
+
 def _threshold(probe, name: str, values: np.ndarray) -> float:
     if name in ("risk",):
         return probe.threshold
@@ -143,12 +155,12 @@ def score_signals(records: list[dict[str, Any]], probe, n_boot: int = 1000, seed
             if values.shape[1] == 0:
                 continue
             per_seed = [auroc(y, values[:, k]) for k in range(values.shape[1])]
-            mean_score = values.mean(axis=1)
             entry = {
                 "auroc": float(np.mean(per_seed)),
                 "auroc_sd": float(np.std(per_seed)),
                 "auroc_seeds": [float(v) for v in per_seed],
-                "auroc_ci95": list(bootstrap_ci(auroc, y, mean_score, n_boot=n_boot, seed=seed, stratify=y)),
+                # The interval covers the same statistic as the point: the mean AUROC over the controls.
+                "auroc_ci95": list(bootstrap_ci(_mean_auroc, y, values, n_boot=n_boot, seed=seed, stratify=y)),
                 "balanced_accuracy": float(np.mean([balanced_accuracy(y, values[:, k] >= 0.5)
                                                     for k in range(values.shape[1])])),
             }
@@ -170,11 +182,14 @@ def evaluate(model, probe_path, files: list[str | os.PathLike], out_dir: str | o
     from .llama import Llama
 
     out_dir = Path(out_dir)
+    _check_files(files)
     out_dir.mkdir(parents=True, exist_ok=True)
-    llm = Llama(model, probe=probe_path, n_ctx=1024, seed=seed, n_threads=n_threads, verbose=False)
+    llm = Llama(model, probe=probe_path, n_ctx=1024, seed=seed, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     if not llm.probe.controls:
         logger.warning("the probe has no random-neuron controls; random_neurons is not scored")
-    full = Llama(model, probe=False, n_ctx=512, n_batch=512, n_threads=n_threads, verbose=False)
+    _check_run_config(out_dir, {"model_ffn_down_sha256": llm.model_info.ffn_down_sha256,
+                                "probe": llm.probe.to_dict(), "seed": seed})
+    full = Llama(model, probe=False, n_ctx=512, n_batch=512, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     forcer = TeacherForcer(full, max_tokens=512)
     summary: dict[str, Any] = {"files": {}}
     all_records: list[dict[str, Any]] = []
@@ -195,6 +210,40 @@ def evaluate(model, probe_path, files: list[str | os.PathLike], out_dir: str | o
     full.close()
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _check_files(files: list[str | os.PathLike]) -> None:
+    """Reject a file given twice, or two files whose results would share one file name."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        resolved = Path(path).resolve()
+        stem = Path(path).stem
+        if stem in seen:
+            if seen[stem] == resolved:
+                raise ValueError(f"{path} is given twice; pass each data file once")
+            raise ValueError(f"{seen[stem]} and {path} would share the result file {stem}.jsonl; "
+                             "rename one of them")
+        seen[stem] = resolved
+
+
+def _check_run_config(out_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse an output folder written with another model, probe or seed."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    path = out_dir / "run.json"
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8")).get("config_sha256")
+        except (ValueError, AttributeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a valid run file ({exc}); delete it or pass another --out folder") from exc
+        if stored != digest:
+            raise ValueError(f"{out_dir} holds results of another model, probe or seed; pass a different --out "
+                             "folder or delete this one")
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"config_sha256": digest}), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -376,7 +376,7 @@ def train(
     order = rng.permutation(len(items))
     items = select_questions([items[i] for i in order], max_per_relation)[: max_questions or None]
 
-    llm = Llama(model, probe=False, n_ctx=1024, n_batch=512, seed=seed, n_threads=n_threads, verbose=False)
+    llm = Llama(model, probe=False, n_ctx=1024, n_batch=512, seed=seed, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     info = llm.model_info
     if style is None:
         style = default_style(info.architecture, "tokenizer.chat_template" in llm.metadata)
