@@ -390,15 +390,23 @@ def target_table(summary: dict, loco: dict) -> list[str]:
     return rows
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, metavar="NAME=MODEL,RUN_DIR,PROBE")
     parser.add_argument("--eval-dir", default="runs/eval", help="Folder for eval results (resumable).")
-    parser.add_argument("--limit", type=int, default=None, help="Held-out trivia questions (default: all).")
-    parser.add_argument("--limit-other", type=int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None, help="Held-out trivia questions (default: all).")
+    parser.add_argument("--limit-other", type=positive_int, default=None,
                         help="Questions of the biomedical and fabricated-entity sets (default: --limit).")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp.")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "detection.md"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "detection.md"),
+                        help="Markdown report to update; the plots go to img/ beside it.")
     args = parser.parse_args(argv)
 
     command = "python scripts/detection_report.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -409,6 +417,14 @@ def main(argv: list[str] | None = None) -> int:
         if len(parts) != 3 or not all(parts):
             parser.error(f"--model {spec!r}: expected NAME=MODEL,RUN_DIR,PROBE")
         model, run_dir, probe = parts
+        # Check the cheap inputs before any model work.
+        try:
+            features_dir(Path(run_dir))
+            from hnggml.probe import HProbe
+
+            HProbe.load(probe)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--model {spec!r}: {exc}")
         text, result = model_section(name, model, Path(run_dir), Path(probe), Path(args.eval_dir) / name,
                                      args.limit, args.threads, Path(args.out).parent / "img", args.limit_other,
                                      command=command)

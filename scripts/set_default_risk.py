@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     from hnggml.train import (_youden_threshold, choose_default_risk, fit_combiner, out_of_fold_combiner,
                               stratified_folds)
 
-    probe = HProbe.load(args.probe)
-    _, X, S, y, categories = load_run(args.run_dir)
+    try:
+        probe = HProbe.load(args.probe)
+        _, X, S, y, categories = load_run(args.run_dir)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
     C = float(probe.training["C"])
     seed = int(probe.training.get("seed", 0))
     selection = choose_default_risk(X, S, y, categories, C, seed)
