@@ -598,6 +598,33 @@ def _slope_text(slope: dict[str, Any]) -> str:
     return f"{100 * value:+.1f} pp/alpha [{100 * slope['low']:+.1f}, {100 * slope['high']:+.1f}]"
 
 
+def _kind_blocks(lines: list[str], entry: dict[str, Any], row_text, header: str | None = None) -> None:
+    """Append, for each neuron set in ``entry``, its slope line and one line per alpha."""
+    for kind in KINDS:
+        if kind not in entry:
+            continue
+        lines.append(f"  {kind} neurons: slope {_slope_text(entry[kind]['slope'])}")
+        if header:
+            lines.append(header)
+        lines.extend(row_text(row) for row in entry[kind]["per_alpha"])
+
+
+def _rate_row(row: dict[str, Any]) -> str:
+    extra = f"  (initially right {row['n_initially_right']})" if "n_initially_right" in row else ""
+    return (f"    {_alpha_name(row['alpha']):>5}  {_pct(row['rate'])}  {_ci(row['ci95']):>10}  "
+            f"{_pct(row['unparsed']):>9}  {row['n_judged']}{extra}")
+
+
+def _choice_row(row: dict[str, Any]) -> str:
+    return (f"    alpha {_alpha_name(row['alpha']):>5}  mean {_pct(row['mean'])}%  "
+            f"{_ci(row['ci95'])}  letter mass {_pct(row['letter_mass'])}%")
+
+
+def _accuracy_row(row: dict[str, Any]) -> str:
+    return (f"    alpha {_alpha_name(row['alpha']):>5}  accuracy {_pct(row['accuracy'])}%  "
+            f"{_ci(row['ci95'])}  refusals {_pct(row['refusal_share'])}%")
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """Render a summary of :func:`run_compliance` as plain-text tables (rates in percent)."""
     lines = [
@@ -607,41 +634,20 @@ def format_table(summary: dict[str, Any]) -> str:
     for name, entry in summary["sets"].items():
         lines.append("")
         lines.append(f"{name} ({entry['n_items']} items)")
-        for kind in KINDS:
-            if kind not in entry:
-                continue
-            lines.append(f"  {kind} neurons: slope {_slope_text(entry[kind]['slope'])}")
-            lines.append("    alpha  rate%   95% CI     unparsed%  n")
-            for row in entry[kind]["per_alpha"]:
-                n = row["n_judged"]
-                extra = f"  (initially right {row['n_initially_right']})" if "n_initially_right" in row else ""
-                lines.append(f"    {_alpha_name(row['alpha']):>5}  {_pct(row['rate'])}  {_ci(row['ci95']):>10}  "
-                             f"{_pct(row['unparsed']):>9}  {n}{extra}")
+        _kind_blocks(lines, entry, _rate_row, header="    alpha  rate%   95% CI     unparsed%  n")
         if "slope_difference" in entry:
             lines.append(f"  probe minus random slope: {_slope_text(entry['slope_difference'])}")
     for name, entry in (summary.get("choice") or {}).items():
         lines.append("")
         lines.append(f"{name}: letter-balanced P(compliant option) ({entry['n_items']} items)")
-        for kind in KINDS:
-            if kind not in entry:
-                continue
-            lines.append(f"  {kind} neurons: slope {_slope_text(entry[kind]['slope'])}")
-            for row in entry[kind]["per_alpha"]:
-                lines.append(f"    alpha {_alpha_name(row['alpha']):>5}  mean {_pct(row['mean'])}%  "
-                             f"{_ci(row['ci95'])}  letter mass {_pct(row['letter_mass'])}%")
+        _kind_blocks(lines, entry, _choice_row)
         if "slope_difference" in entry:
             lines.append(f"  probe minus random slope: {_slope_text(entry['slope_difference'])}")
     trivia = summary.get("trivia")
     if trivia:
         lines.append("")
         lines.append(f"held-out trivia accuracy ({trivia['n_items']} questions)")
-        for kind in KINDS:
-            if kind not in trivia:
-                continue
-            lines.append(f"  {kind} neurons: slope {_slope_text(trivia[kind]['slope'])}")
-            for row in trivia[kind]["per_alpha"]:
-                lines.append(f"    alpha {_alpha_name(row['alpha']):>5}  accuracy {_pct(row['accuracy'])}%  "
-                             f"{_ci(row['ci95'])}  refusals {_pct(row['refusal_share'])}%")
+        _kind_blocks(lines, trivia, _accuracy_row)
     return "\n".join(lines)
 
 
