@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from hnggml.evaluate import _check_files, _check_run_config, score_signals
+from hnggml.collect import check_run_config
+from hnggml.evaluate import _check_files, score_signals
 
 
 def test_same_file_twice_is_rejected(tmp_path):
@@ -23,16 +24,17 @@ def test_same_stem_in_two_folders_is_rejected(tmp_path):
 
 
 def test_run_config_refuses_other_run(tmp_path):
-    _check_run_config(tmp_path, {"seed": 0})
-    _check_run_config(tmp_path, {"seed": 0})
+    label = "another model, probe or seed"
+    check_run_config(tmp_path, {"seed": 0}, label)
+    check_run_config(tmp_path, {"seed": 0}, label)
     with pytest.raises(ValueError, match="another model, probe or seed"):
-        _check_run_config(tmp_path, {"seed": 1})
+        check_run_config(tmp_path, {"seed": 1}, label)
 
 
 def test_run_config_corrupt_file(tmp_path):
     (tmp_path / "run.json").write_text("nope")
     with pytest.raises(ValueError, match="not a valid run file"):
-        _check_run_config(tmp_path, {"seed": 0})
+        check_run_config(tmp_path, {"seed": 0})
 
 
 class _Probe:

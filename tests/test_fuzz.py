@@ -12,7 +12,6 @@ contract defines what it must store.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os

@@ -117,6 +117,33 @@ def _append(path: Path, record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def check_run_config(out_dir: Path, config: dict[str, Any], label: str = "another run") -> None:
+    """Write OUT_DIR/run.json, or raise ValueError when an existing one describes another run.
+
+    ``label`` names what a mismatch means in the message, for example
+    "another model, probe or seed".
+    """
+    path = out_dir / "run.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a valid run file ({exc}); delete {out_dir} or pass a different "
+                             "output folder") from exc
+        for key, value in config.items():
+            if old.get(key) != value:
+                raise ValueError(
+                    f"{out_dir} contains results of {label} ({key} was {old.get(key)!r}, now {value!r}); "
+                    "pass a different output folder or delete this one"
+                )
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _repair_tail(path: Path) -> None:
     """Cut a torn last line so that the next append starts on a fresh line."""
     if not path.exists() or path.stat().st_size == 0:

@@ -51,7 +51,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .collect import _append, _repair_tail, read_records
+from .collect import _append, _repair_tail, check_run_config, read_records
 from .compliance_choice import CHOICE_SETS, choice_record, letter_token_ids
 from .compliance_judge import judge_choice, judge_flip_choice
 from .compliance_prompts import CATEGORIES, COMPLETION_STOP, build_prompt, build_sycophancy_followup
@@ -236,29 +236,6 @@ def _done_ids(path: Path) -> set[str]:
 
 def _records_by_id(path: Path) -> dict[str, dict[str, Any]]:
     return {record["id"]: record for record in read_records(path)}
-
-
-def _check_run_config(out_dir: Path, config: dict[str, Any]) -> None:
-    """Write run.json, or check that an existing one describes the same run."""
-    path = out_dir / "run.json"
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(old, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a valid run file ({exc}); delete {out_dir} or pass a different "
-                             "output folder") from exc
-        for key, value in config.items():
-            if old.get(key) != value:
-                raise ValueError(
-                    f"{out_dir} contains results of another run ({key} was {old.get(key)!r}, now {value!r}); "
-                    "pass a different output folder or delete this one"
-                )
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------
@@ -474,7 +451,7 @@ def _run(llm, alphas: list[float], out_dir: Path, limit: int | None, trivia_limi
     kinds = list(neuron_sets)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_config(out_dir, {
+    check_run_config(out_dir, {
         "suite_version": _SUITE_VERSION,
         "model_ffn_down_sha256": info.ffn_down_sha256,
         "neurons": probe.neurons_.tolist(),

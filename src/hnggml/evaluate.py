@@ -19,6 +19,7 @@ appended per question to a JSONL file, so an interrupted run resumes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .collect import DECODING, _append, _repair_tail, read_records
+from .collect import DECODING, _append, _repair_tail, check_run_config, read_records
 from .datasets import QAItem, load_any
 from .judge import judge
 from .progress import Progress
@@ -187,8 +188,10 @@ def evaluate(model, probe_path, files: list[str | os.PathLike], out_dir: str | o
     llm = Llama(model, probe=probe_path, n_ctx=1024, seed=seed, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     if not llm.probe.controls:
         logger.warning("the probe has no random-neuron controls; random_neurons is not scored")
-    _check_run_config(out_dir, {"model_ffn_down_sha256": llm.model_info.ffn_down_sha256,
-                                "probe": llm.probe.to_dict(), "seed": seed})
+    probe_json = json.dumps(llm.probe.to_dict(), sort_keys=True, default=str).encode()
+    check_run_config(out_dir, {"model_ffn_down_sha256": llm.model_info.ffn_down_sha256,
+                               "probe_sha256": hashlib.sha256(probe_json).hexdigest(), "seed": seed},
+                     label="another model, probe or seed")
     full = Llama(model, probe=False, n_ctx=512, n_batch=512, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     forcer = TeacherForcer(full, max_tokens=512)
     summary: dict[str, Any] = {"files": {}}
@@ -224,26 +227,6 @@ def _check_files(files: list[str | os.PathLike]) -> None:
             raise ValueError(f"{seen[stem]} and {path} would share the result file {stem}.jsonl; "
                              "rename one of them")
         seen[stem] = resolved
-
-
-def _check_run_config(out_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse an output folder written with another model, probe or seed."""
-    import hashlib
-
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-    path = out_dir / "run.json"
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8")).get("config_sha256")
-        except (ValueError, AttributeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a valid run file ({exc}); delete it or pass another --out folder") from exc
-        if stored != digest:
-            raise ValueError(f"{out_dir} holds results of another model, probe or seed; pass a different --out "
-                             "folder or delete this one")
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"config_sha256": digest}), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def format_table(summary: dict[str, Any]) -> str:

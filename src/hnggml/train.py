@@ -363,7 +363,7 @@ def train(
     from .collect import collect, consistent, first_samples
     from .llama import Llama
     from .probe import Combiner, HProbe
-    from .prompting import PromptStyle, default_style
+    from .prompting import default_style
     from .stats import auroc
 
     import sklearn
