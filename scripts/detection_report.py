@@ -305,13 +305,13 @@ def default_risk_note(probe) -> str:
     """Say which score the probe returns as its risk, and how that was chosen."""
     rule = probe.training.get("default_risk_rule", "cross-validated AUROC")
     if probe.combiner is None:
-        what = "the neuron stage alone"
+        description = "the neuron stage alone"
     elif "h_logit" in probe.combiner.inputs:
-        what = "a second stage over the neuron logit and " + ", ".join(
+        description = "a second stage over the neuron logit and " + ", ".join(
             name for name in probe.combiner.inputs if name != "h_logit")
     else:
-        what = "a second stage over " + ", ".join(probe.combiner.inputs) + ", without the neurons"
-    return f"Default risk: {what} (chosen by {rule})."
+        description = "a second stage over " + ", ".join(probe.combiner.inputs) + ", without the neurons"
+    return f"Default risk: {description} (chosen by {rule})."
 
 
 def run_note(run_dir: Path) -> str:

@@ -290,10 +290,10 @@ def choice_table(summary: dict[str, Any]) -> list[str]:
     """Rows of mean P(compliant option) per alpha and its slopes, for the H-neurons and the control."""
     lines = [
         "Each two-choice item is asked in both option orders and scored from the next-token probabilities of "
-        "the letters: P(compliant letter) / (P(A) + P(B)), averaged over the two orders, so a fixed letter "
-        "preference cancels and 50% means the model ignores the options. Mean over items in percent, with a "
-        "95% bootstrap interval; letter mass is the mean P(A) + P(B), how much of the next token's probability "
-        "the two letters hold.",
+        "the letters. The score is P(compliant letter) / (P(A) + P(B)), averaged over the two orders, so a "
+        "fixed letter preference cancels and 50% means the model ignores the options. The table gives the mean "
+        "over items in percent, with a 95% bootstrap interval. Letter mass is the mean P(A) + P(B): the share "
+        "of the next token's probability that the two letters take.",
         "",
         "| set | alpha | H-neurons | random neurons | letter mass |",
         "|---|---|---|---|---|",

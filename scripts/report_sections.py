@@ -1,6 +1,6 @@
 """Keep one generated section per model in a Markdown report.
 
-A report holds text written by hand (the summary, what the numbers mean) and
+A report contains text written by hand (the summary, what the numbers mean) and
 one generated section per model between the markers
 
     <!-- generated: NAME -->

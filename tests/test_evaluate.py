@@ -1,4 +1,4 @@
-"""Checks `hnggml eval` makes before it answers anything."""
+"""Checks `hnggml eval` makes before it generates anything."""
 
 import json
 

@@ -76,7 +76,7 @@ def answer_and_score(llm, forcer, items: list[QAItem], file_name: str, out_path:
         if record is not None and (record.get("question") != item.question
                                    or record.get("answerable", True) != item.answerable):
             raise ValueError(
-                f"{out_path} holds a result for id {item.id!r} with the question {record.get('question')!r}, but "
+                f"{out_path} contains a result for id {item.id!r} with the question {record.get('question')!r}, but "
                 f"{file_name} now asks {item.question!r}; pass a different --out folder or delete {out_path}"
             )
     todo = [item for item in items if item.id not in stored]
